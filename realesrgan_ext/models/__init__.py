@@ -1,0 +1,7 @@
+"""Training models (MODEL_REGISTRY): one `*_model.py` file each."""
+
+from pathlib import Path
+
+from realesrgan_ext.registry import import_part_modules
+
+REGISTERED_MODULES = import_part_modules(__name__, str(Path(__file__).parent), "_model")

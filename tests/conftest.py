@@ -1,0 +1,25 @@
+"""Shared pytest fixtures: registering the plugin once and a fixed seed per test."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import realesrgan_ext  # noqa: F401  (applies basicsr fixes, registers our classes)
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
