@@ -1,0 +1,145 @@
+"""ESRGAN's RRDB generator (Residual-in-Residual Dense Blocks), weight-compatible with BasicSR.
+
+With ``upsampler='nearest'`` the state dict has exactly the keys and shapes of
+``basicsr.archs.rrdbnet_arch.RRDBNet`` (``conv_first``, ``body.N.rdb1..3.conv1..5``,
+``conv_body``, ``conv_up1``, ``conv_up2``, ``conv_hr``, ``conv_last``), so the official
+ESRGAN / Real-ESRGAN / Real-ESRNet checkpoints load with ``strict=True``. Scale 8 adds
+``conv_up3``; ``upsampler='pixelshuffle'`` replaces ``conv_upK`` by ``conv_shuffleK``.
+"""
+
+from __future__ import annotations
+
+import torch
+from basicsr.archs.arch_util import default_init_weights
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
+from torch.nn import functional as F
+
+from realesrgan_ext.registry import register_into
+
+RESIDUAL_SCALE = 0.2  # ESRGAN scales every residual branch by 0.2 for stable training of deep nets
+RDB_INIT_SCALE = 0.1  # kaiming init scaled down in dense blocks, as ESRGAN / BasicSR do
+LRELU_SLOPE = 0.2
+UPSAMPLE_STAGE_FACTOR = 2  # every upsampling stage doubles height and width
+DENSE_LAYERS = 5  # convolutions per residual dense block
+
+# Pixel-unshuffle factor applied to the input, per scale (BasicSR's RRDBNet convention): the
+# trunk always upsamples by at least x4, so x2 / x1 models first fold the input down 2x / 4x.
+UNSHUFFLE_FACTOR = {1: 4, 2: 2, 4: 1, 8: 1}
+UPSAMPLERS = ("nearest", "pixelshuffle")
+
+
+class ResidualDenseBlock(nn.Module):
+    """Five densely connected 3x3 convs; the last one's output is a scaled residual.
+
+    Conv ``k`` sees the block input plus every earlier conv's ``num_grow_ch`` outputs.
+    """
+
+    def __init__(self, num_feat: int = 64, num_grow_ch: int = 32) -> None:
+        super().__init__()
+        for k in range(1, DENSE_LAYERS + 1):
+            out_ch = num_feat if k == DENSE_LAYERS else num_grow_ch
+            setattr(self, f"conv{k}", nn.Conv2d(num_feat + (k - 1) * num_grow_ch, out_ch, 3, 1, 1))
+        self.lrelu = nn.LeakyReLU(negative_slope=LRELU_SLOPE, inplace=True)
+        default_init_weights([getattr(self, f"conv{k}") for k in range(1, DENSE_LAYERS + 1)], RDB_INIT_SCALE)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = [x]
+        for k in range(1, DENSE_LAYERS):
+            feats.append(self.lrelu(getattr(self, f"conv{k}")(torch.cat(feats, 1))))
+        out = getattr(self, f"conv{DENSE_LAYERS}")(torch.cat(feats, 1))
+        return out * RESIDUAL_SCALE + x
+
+
+class RRDB(nn.Module):
+    """Residual-in-Residual Dense Block: three dense blocks inside one more scaled residual."""
+
+    def __init__(self, num_feat: int = 64, num_grow_ch: int = 32) -> None:
+        super().__init__()
+        self.rdb1 = ResidualDenseBlock(num_feat, num_grow_ch)
+        self.rdb2 = ResidualDenseBlock(num_feat, num_grow_ch)
+        self.rdb3 = ResidualDenseBlock(num_feat, num_grow_ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rdb3(self.rdb2(self.rdb1(x))) * RESIDUAL_SCALE + x
+
+
+@register_into(ARCH_REGISTRY)
+class RRDBGenerator(nn.Module):
+    """ESRGAN generator: conv, ``num_block`` RRDBs + conv with a long skip, x2 upsampling stages, two convs.
+
+    Args:
+        num_in_ch: channels of the input image.
+        num_out_ch: channels of the output image.
+        scale: 1, 2, 4 or 8. x1 / x2 pixel-unshuffle the input by 4 / 2 first (so
+            ``conv_first`` takes ``num_in_ch * 16`` / ``* 4`` channels) and then upsample x4;
+            x8 has three x2 stages (``conv_up1..3``).
+        num_feat: trunk channels.
+        num_block: number of RRDBs.
+        num_grow_ch: growth channels of each dense-block conv.
+        upsampler: ``'nearest'``: nearest x2 + 3x3 conv ``conv_upK`` (num_feat -> num_feat) +
+            LeakyReLU per stage, ESRGAN's and BasicSR's (checkpoint-compatible).
+            ``'pixelshuffle'``: 3x3 conv ``conv_shuffleK`` (num_feat -> 4 * num_feat) +
+            PixelShuffle(2) + LeakyReLU per stage, SRGAN-style sub-pixel upsampling
+            (no checkpoint compatibility; its keys differ on purpose).
+
+    Attributes:
+        scale, num_in_ch, num_out_ch, upsampler: the constructor arguments.
+        size_multiple: input height and width must be multiples of this (the pixel-unshuffle
+            factor: 4 for x1, 2 for x2, 1 for x4 / x8); the inference engine pads to it.
+    """
+
+    def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, scale: int = 4, num_feat: int = 64,
+                 num_block: int = 23, num_grow_ch: int = 32, upsampler: str = "nearest") -> None:
+        super().__init__()
+        if scale not in UNSHUFFLE_FACTOR:
+            raise ValueError(f"RRDBGenerator scale must be one of {sorted(UNSHUFFLE_FACTOR)}, got {scale}")
+        if upsampler not in UPSAMPLERS:
+            raise ValueError(f"RRDBGenerator upsampler must be one of {UPSAMPLERS}, got {upsampler!r}")
+        self.scale = scale
+        self.num_in_ch = num_in_ch
+        self.num_out_ch = num_out_ch
+        self.upsampler = upsampler
+        unshuffle = UNSHUFFLE_FACTOR[scale]
+        # x2 stages needed after unshuffling: scale * unshuffle = 2 ** stages (x1, x2, x4 -> 2; x8 -> 3)
+        num_stages = (scale * unshuffle).bit_length() - 1
+
+        self.conv_first = nn.Conv2d(num_in_ch * unshuffle**2, num_feat, 3, 1, 1)
+        self.body = nn.Sequential(*(RRDB(num_feat, num_grow_ch) for _ in range(num_block)))
+        self.conv_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        if upsampler == "nearest":
+            self._up_names = [f"conv_up{k}" for k in range(1, num_stages + 1)]
+            up_out_ch = num_feat
+        else:
+            self._up_names = [f"conv_shuffle{k}" for k in range(1, num_stages + 1)]
+            up_out_ch = num_feat * UPSAMPLE_STAGE_FACTOR**2
+            self.pixel_shuffle = nn.PixelShuffle(UPSAMPLE_STAGE_FACTOR)
+        for name in self._up_names:
+            setattr(self, name, nn.Conv2d(num_feat, up_out_ch, 3, 1, 1))
+        self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=LRELU_SLOPE, inplace=True)
+
+    @property
+    def size_multiple(self) -> int:
+        """Input height and width must be multiples of this (the pixel-unshuffle factor)."""
+        return UNSHUFFLE_FACTOR[self.scale]
+
+    def _upsample_stage(self, feat: torch.Tensor, conv: nn.Module) -> torch.Tensor:
+        if self.upsampler == "nearest":
+            return self.lrelu(conv(F.interpolate(feat, scale_factor=UPSAMPLE_STAGE_FACTOR, mode="nearest")))
+        return self.lrelu(self.pixel_shuffle(conv(feat)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        unshuffle = self.size_multiple
+        if unshuffle > 1:
+            height, width = x.shape[-2:]
+            if height % unshuffle or width % unshuffle:
+                raise ValueError(f"x{self.scale} RRDBGenerator needs height and width divisible by {unshuffle}, "
+                                 f"got {height}x{width}; pad the input first")
+            x = F.pixel_unshuffle(x, unshuffle)  # same channel order as basicsr's pixel_unshuffle
+        feat = self.conv_first(x)
+        feat = feat + self.conv_body(self.body(feat))
+        for name in self._up_names:
+            feat = self._upsample_stage(feat, getattr(self, name))
+        return self.conv_last(self.lrelu(self.conv_hr(feat)))
