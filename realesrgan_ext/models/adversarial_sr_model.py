@@ -1,0 +1,189 @@
+"""SRGAN / ESRGAN training (and its PSNR-oriented first stage) in one model class.
+
+One training step serves every variant: the generator loss is
+``L_G = λ_pix·L_pix + λ_percep·L_percep + λ_adv·L_adv`` with whichever terms the option file
+configures, and the discriminator is updated on its own loss. Vanilla vs. relativistic GAN
+is the choice of ``gan_opt.type``; the loss object knows whether it needs ``D(HR)`` for the
+generator. Without ``network_d`` the model trains the generator alone (PSNR stage).
+Subclasses (e.g. Real-ESRGAN's synthetic degradations) override ``feed_data`` or
+``loss_targets`` rather than the step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from typing import Any
+
+import torch
+from basicsr.archs import build_network
+from basicsr.losses import build_loss
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
+from basicsr.utils.registry import MODEL_REGISTRY
+
+from realesrgan_ext.registry import register_into
+from realesrgan_ext.utils.checkpoint import atomic_torch_save
+
+LOSS_OPTION_KEYS = {"l_g_pix": "pixel_opt", "l_g_percep": "perceptual_opt"}
+
+
+def _set_requires_grad(net: torch.nn.Module, flag: bool) -> None:
+    for p in net.parameters():
+        p.requires_grad = flag
+
+
+@register_into(MODEL_REGISTRY)
+class AdversarialSRModel(SRModel):
+    """Generator (+ optional discriminator) trained with pixel, perceptual and GAN losses."""
+
+    # ---- set-up -------------------------------------------------------------------------
+    def init_training_settings(self) -> None:
+        train_opt = self.opt["train"]
+        self.net_g.train()
+        self.ema_decay = train_opt.get("ema_decay", 0)
+        if self.ema_decay > 0:
+            self._init_ema()
+        self.generator_losses = {name: build_loss(dict(train_opt[key])).to(self.device)
+                                 for name, key in LOSS_OPTION_KEYS.items() if train_opt.get(key)}
+        self.net_d = self._build_discriminator() if self.opt.get("network_d") else None
+        self.cri_gan = build_loss(dict(train_opt["gan_opt"])).to(self.device) if self.net_d else None
+        if not self.generator_losses and self.cri_gan is None:
+            raise ValueError("train: configure at least one of pixel_opt, perceptual_opt, gan_opt")
+        self.net_d_iters = train_opt.get("net_d_iters", 1)
+        self.net_d_init_iters = train_opt.get("net_d_init_iters", 0)
+        self.setup_optimizers()
+        self.setup_schedulers()
+
+    def _init_ema(self) -> None:
+        get_root_logger().info(f"Use Exponential Moving Average with decay: {self.ema_decay}")
+        self.net_g_ema = build_network(self.opt["network_g"]).to(self.device)
+        load_path = self.opt["path"].get("pretrain_network_g")
+        if load_path is not None:
+            self.load_network(self.net_g_ema, load_path, self.opt["path"].get("strict_load_g", True), "params_ema")
+        else:
+            self.model_ema(0)
+        self.net_g_ema.eval()
+
+    def _build_discriminator(self) -> torch.nn.Module:
+        if self.opt["network_d"].get("type") is None:
+            raise ValueError("network_d needs a 'type'")
+        if not self.opt["train"].get("gan_opt"):
+            raise ValueError("network_d is set but train.gan_opt is missing")
+        net_d = self.model_to_device(build_network(dict(self.opt["network_d"])))
+        self.print_network(net_d)
+        load_path = self.opt["path"].get("pretrain_network_d")
+        if load_path is not None:
+            self.load_network(net_d, load_path, self.opt["path"].get("strict_load_d", True),
+                              self.opt["path"].get("param_key_d", "params"))
+        net_d.train()
+        return net_d
+
+    def setup_optimizers(self) -> None:
+        train_opt = self.opt["train"]
+        self.optimizer_g = self._make_optimizer(self.net_g, train_opt["optim_g"])
+        self.optimizers.append(self.optimizer_g)
+        if self.net_d is not None:
+            self.optimizer_d = self._make_optimizer(self.net_d, train_opt["optim_d"])
+            self.optimizers.append(self.optimizer_d)
+
+    def _make_optimizer(self, net: torch.nn.Module, optim_opt: dict[str, Any]) -> torch.optim.Optimizer:
+        return self.get_optimizer(optim_opt["type"], [p for p in net.parameters() if p.requires_grad],
+                                  **{k: v for k, v in optim_opt.items() if k != "type"})
+
+    def get_optimizer(self, optim_type: str, params, lr: float, **kwargs: Any) -> torch.optim.Optimizer:
+        """Any ``torch.optim`` class by name (basicsr 1.4.2 knows only Adam)."""
+        optimizer_class = getattr(torch.optim, optim_type, None)
+        if not (isinstance(optimizer_class, type) and issubclass(optimizer_class, torch.optim.Optimizer)):
+            raise ValueError(f"unknown optimizer {optim_type!r}: use a torch.optim class name such as Adam")
+        return optimizer_class(params, lr, **kwargs)
+
+    # ---- the training step ------------------------------------------------------------------
+    def loss_targets(self) -> dict[str, torch.Tensor]:
+        """The HR target each loss compares against (Real-ESRGAN swaps in sharpened ones)."""
+        return {"l_g_pix": self.gt, "l_g_percep": self.gt, "gan": self.gt}
+
+    def optimize_parameters(self, current_iter: int) -> None:
+        self.output = self.net_g(self.lq)
+        targets = self.loss_targets()
+        log = OrderedDict()
+        if self._generator_step_due(current_iter):
+            self._step(self.optimizer_g, self._generator_loss(targets, log))
+        if self.net_d is not None:
+            self._discriminator_step(targets["gan"], log)
+        self.log_dict = self.reduce_loss_dict(log)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def _generator_step_due(self, current_iter: int) -> bool:
+        if self.net_d is None:
+            return True
+        return current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters
+
+    def _generator_loss(self, targets: dict[str, torch.Tensor], log: OrderedDict) -> torch.Tensor:
+        terms = {name: loss(self.output, targets[name]) for name, loss in self.generator_losses.items()}
+        if self.net_d is not None:
+            _set_requires_grad(self.net_d, False)
+            fake_logits = self.net_d(self.output)
+            real_logits = self.net_d(targets["gan"]).detach() if self.cri_gan.needs_real_for_generator else None
+            terms["l_g_gan"] = self.cri_gan.generator_loss(real_logits, fake_logits)
+        total = sum(terms.values())
+        log.update(terms)
+        log["l_g_total"] = total
+        return total
+
+    def _discriminator_step(self, real: torch.Tensor, log: OrderedDict) -> None:
+        _set_requires_grad(self.net_d, True)
+        real_logits = self.net_d(real)
+        fake_logits = self.net_d(self.output.detach())
+        l_d_real, l_d_fake = self.cri_gan.discriminator_loss(real_logits, fake_logits)
+        self._step(self.optimizer_d, l_d_real + l_d_fake)
+        log.update(l_d_real=l_d_real, l_d_fake=l_d_fake,
+                   out_d_real=real_logits.detach().mean(), out_d_fake=fake_logits.detach().mean())
+
+    @staticmethod
+    def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def model_ema(self, decay: float = 0.999) -> None:
+        """EMA of the generator's parameters; buffers (BatchNorm statistics) are copied as they are."""
+        net_g = self.get_bare_model(self.net_g)
+        ema_params = dict(self.net_g_ema.named_parameters())
+        with torch.no_grad():
+            for name, param in net_g.named_parameters():
+                ema_params[name].mul_(decay).add_(param, alpha=1 - decay)
+            ema_buffers = dict(self.net_g_ema.named_buffers())
+            for name, buf in net_g.named_buffers():
+                ema_buffers[name].copy_(buf)
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    def save(self, epoch: int, current_iter: int) -> None:
+        """Networks first, training state last: a state file implies its networks are complete."""
+        if hasattr(self, "net_g_ema"):
+            self.save_network([self.net_g, self.net_g_ema], "net_g", current_iter, param_key=["params", "params_ema"])
+        else:
+            self.save_network(self.net_g, "net_g", current_iter)
+        if self.net_d is not None:
+            self.save_network(self.net_d, "net_d", current_iter)
+        self.save_training_state(epoch, current_iter)
+
+    def save_network(self, net, net_label: str, current_iter: int, param_key="params") -> None:
+        """BasicSR's ``{param_key: state_dict}`` checkpoint, written atomically."""
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        checkpoint = {key: {name.removeprefix("module."): value.cpu()
+                            for name, value in self.get_bare_model(n).state_dict().items()}
+                      for n, key in zip(nets, keys, strict=True)}
+        label = "latest" if current_iter == -1 else current_iter
+        atomic_torch_save(checkpoint, os.path.join(self.opt["path"]["models"], f"{net_label}_{label}.pth"))
+
+    def save_training_state(self, epoch: int, current_iter: int) -> None:
+        """Optimizer and scheduler state for ``--auto_resume``, written atomically."""
+        if current_iter == -1:
+            return
+        state = {"epoch": epoch, "iter": current_iter,
+                 "optimizers": [o.state_dict() for o in self.optimizers],
+                 "schedulers": [s.state_dict() for s in self.schedulers]}
+        atomic_torch_save(state, os.path.join(self.opt["path"]["training_states"], f"{current_iter}.state"))

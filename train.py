@@ -1,0 +1,20 @@
+"""Train with BasicSR's own loop: ``python train.py -opt options/esrgan_x4.yml [--auto_resume]``.
+
+Importing ``realesrgan_ext`` applies the basicsr compatibility fixes and registers our
+architectures, datasets, losses and models; ``experiments/`` and ``tb_logger/`` are written
+next to this file. Several processes: ``torchrun --nproc_per_node=N train.py -opt ... --launcher pytorch``.
+"""
+
+from pathlib import Path
+
+import realesrgan_ext  # noqa: F401  (fixes basicsr and registers the plugin; must precede basicsr)
+
+
+def main() -> None:
+    from basicsr.train import train_pipeline  # imported after the plugin on purpose
+
+    train_pipeline(str(Path(__file__).resolve().parent))
+
+
+if __name__ == "__main__":
+    main()
