@@ -3,10 +3,12 @@
     python scripts/generate_meta_info.py --input GT_DIR --output meta_info.txt [--check]
     python scripts/generate_meta_info.py --input GT_DIR --input-lr LR_DIR --output meta_info.txt [--check --scale 4]
 
-The file is what RealESRGANDataset's `meta_info` and PairedImageDataset's `meta_info_file`
-read. In paired mode basicsr finds each LR flat in LR_DIR under the GT's base name (with
-`filename_tmpl`, default '{}'), so that is checked before writing. --check opens every
-listed image (and LR; with --scale also checks GT == LR * scale) and lists the failures.
+The file is what `meta_info_file` (PairedLRHRDataset, basicsr's PairedImageDataset) and
+`meta_info` (RealESRGANDataset) read. In paired mode every GT must have an LR with the same
+relative path and name (through --filename-tmpl, default '{}'; any extension), checked
+before writing; the summary says whether basicsr's own PairedImageDataset, which looks for
+LRs flat in LR_DIR with the GT's extension, would find them too. --check opens every listed
+image (and LR; with --scale also checks GT == LR * scale) and lists the failures.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        basicsr_ok = True
         if args.input_lr:
-            lines = paired_meta_info(args.input, args.input_lr, args.filename_tmpl)
+            lines, basicsr_ok = paired_meta_info(args.input, args.input_lr, args.filename_tmpl)
         else:
             lines = folder_meta_info(args.input)
     except DataToolError as err:
@@ -41,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     write_meta_info(lines, args.output)
     print(f"{args.output}: {len(lines)} {'pairs' if args.input_lr else 'images'}")
+    if not basicsr_ok:
+        print("note: fine for PairedLRHRDataset; basicsr's PairedImageDataset would not find these LRs "
+              "(it needs them flat in the LR folder with the GT's extension)")
     if args.check:
         problems = check_meta_info(args.output, args.input, args.input_lr, args.scale, args.filename_tmpl)
         for problem in problems:

@@ -1,16 +1,18 @@
-"""Meta-info files: the list of images a BasicSR dataset reads instead of scanning a folder.
+"""Meta-info files: the list of images a dataset reads instead of scanning a folder.
 
-Format (what basicsr parses): one image path per line, relative to the GT folder, '/'
-separators; basicsr keeps the first space-separated token of each line, so paths may not
-contain spaces. The same file serves
+Format (BasicSR's): one GT image path per line, relative to the GT folder, '/' separators.
+Readers keep the first space-separated token of a line, so paths may not contain spaces.
 
-* ``RealESRGANDataset`` (``meta_info``): GT path = ``dataroot_gt / line``;
-* ``PairedImageDataset`` (``meta_info_file``, ``paired_paths_from_meta_info_file``):
-  GT path = ``dataroot_gt / line`` and LR path = ``dataroot_lq / filename_tmpl.format(stem) + ext``
-  where stem and ext are those of the line's *file name*: basicsr looks for the LR flat in
-  ``dataroot_lq`` under the GT's base name, whatever GT subfolder it is in.
+* ``PairedLRHRDataset`` (``meta_info_file``, this package): LR = the image with the same
+  relative folder and name (through ``filename_tmpl``, default '{}') in ``dataroot_lq``, any
+  image extension.
+* basicsr's ``PairedImageDataset`` (``paired_paths_from_meta_info_file``) looks for the LR
+  *flat* in ``dataroot_lq``: ``filename_tmpl.format(stem) + ext`` of the GT's file name, same
+  extension. For a flat folder with equal extensions both rules agree.
+* ``RealESRGANDataset`` (``meta_info``): GT path = ``dataroot_gt / line``.
 
-``paired_meta_info`` therefore checks that every GT has its LR where basicsr will look.
+``paired_meta_info`` checks that every GT has its LR under this package's rule and reports
+whether the set also works with basicsr's flat rule.
 """
 
 from __future__ import annotations
@@ -19,13 +21,29 @@ import posixpath
 from pathlib import Path
 
 from realesrgan_ext.data.image_io import ImageReadError, read_image
-from realesrgan_ext.tools.image_files import DataToolError, list_images
+from realesrgan_ext.tools.image_files import IMAGE_EXTENSIONS, DataToolError, list_images
 
 
-def lr_name_for(gt_rel: str, filename_tmpl: str = "{}") -> str:
-    """Where basicsr's ``paired_paths_from_meta_info_file`` looks for the LR of ``gt_rel`` (relative to LR root)."""
+def lr_candidates(gt_rel: str, filename_tmpl: str = "{}") -> list[str]:
+    """LR paths (relative to the LR root) that pair with ``gt_rel``: same folder and stem, any extension."""
+    folder, name = posixpath.split(gt_rel)
+    stem, ext = posixpath.splitext(name)
+    base = posixpath.join(folder, filename_tmpl.format(stem))
+    return [base + ext] + [base + other for other in sorted(IMAGE_EXTENSIONS) if other != ext.lower()]
+
+
+def basicsr_lr_name(gt_rel: str, filename_tmpl: str = "{}") -> str:
+    """Where basicsr's ``paired_paths_from_meta_info_file`` looks for the LR of ``gt_rel``."""
     stem, ext = posixpath.splitext(posixpath.basename(gt_rel))
     return f"{filename_tmpl.format(stem)}{ext}"
+
+
+def find_lr(lr_dir: str | Path, gt_rel: str, filename_tmpl: str = "{}") -> Path | None:
+    """The LR file paired with ``gt_rel`` under ``lr_dir``, or None."""
+    for rel in lr_candidates(gt_rel, filename_tmpl):
+        if (Path(lr_dir) / rel).is_file():
+            return Path(lr_dir) / rel
+    return None
 
 
 def folder_meta_info(gt_dir: str | Path) -> list[str]:
@@ -40,22 +58,22 @@ def folder_meta_info(gt_dir: str | Path) -> list[str]:
     return rels
 
 
-def paired_meta_info(gt_dir: str | Path, lr_dir: str | Path, filename_tmpl: str = "{}") -> list[str]:
-    """Meta-info lines for GT/LR pairs; every GT's LR must exist at ``lr_dir / lr_name_for(gt)``."""
+def paired_meta_info(gt_dir: str | Path, lr_dir: str | Path, filename_tmpl: str = "{}") -> tuple[list[str], bool]:
+    """Meta-info lines for GT/LR pairs, and whether basicsr's flat LR lookup would find them too.
+
+    Every GT needs an LR at the same relative path and name (any extension); the error lists
+    those that have none.
+    """
     lines = folder_meta_info(gt_dir)
-    lr_dir = Path(lr_dir)
-    missing, owners = [], {}
-    for rel in lines:
-        lr_name = lr_name_for(rel, filename_tmpl)
-        if lr_name in owners:
-            missing.append(f"{rel} and {owners[lr_name]} both need LR {lr_dir / lr_name} (same base name)")
-        owners[lr_name] = rel
-        if not (lr_dir / lr_name).is_file():
-            missing.append(f"{rel}: no LR at {lr_dir / lr_name}")
+    missing = [f"{rel}: no LR {Path(lr_dir) / lr_candidates(rel, filename_tmpl)[0]} (any image extension)"
+               for rel in lines if find_lr(lr_dir, rel, filename_tmpl) is None]
     if missing:
-        raise DataToolError(f"{len(missing)} GT image(s) have no LR where basicsr looks for it "
-                            f"(flat in the LR folder, same base name and extension):\n  " + "\n  ".join(missing[:20]))
-    return lines
+        shown = "\n  ".join(missing[:20])
+        raise DataToolError(f"{len(missing)} GT image(s) have no LR partner in {lr_dir}:\n  {shown}")
+    flat_names = [basicsr_lr_name(rel, filename_tmpl) for rel in lines]
+    basicsr_ok = (len(set(flat_names)) == len(flat_names)
+                  and all((Path(lr_dir) / name).is_file() for name in flat_names))
+    return lines, basicsr_ok
 
 
 def write_meta_info(lines: list[str], output: str | Path) -> Path:
@@ -83,7 +101,11 @@ def check_meta_info(meta_file: str | Path, gt_dir: str | Path, lr_dir: str | Pat
             gt = read_image(Path(gt_dir) / rel)
             if lr_dir is None:
                 continue
-            lr = read_image(Path(lr_dir) / lr_name_for(rel, filename_tmpl))
+            lr_path = find_lr(lr_dir, rel, filename_tmpl)
+            if lr_path is None:
+                problems.append(f"{Path(gt_dir) / rel}: no LR partner in {lr_dir}")
+                continue
+            lr = read_image(lr_path)
         except ImageReadError as err:
             problems.append(str(err))
             continue
