@@ -45,8 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{result.written} LR images (x{args.scale}) in {args.output} ({time.perf_counter() - start:.1f} s)")
     if args.hr_output:
         print(f"HR PNGs in {args.hr_output}; {len(result.cropped)} cropped to a multiple of {args.scale}")
-        for rel, (w0, h0), (w1, h1) in result.cropped:
+        for rel, (w0, h0), (w1, h1) in result.cropped[:10]:
             print(f"  {rel}: {w0}x{h0} -> {w1}x{h1}")
+        if len(result.cropped) > 10:
+            print(f"  ... and {len(result.cropped) - 10} more")
     return 0
 
 
