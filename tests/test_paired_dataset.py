@@ -105,7 +105,7 @@ def write_lmdb(folder, path):
             data = store.read(key)
             img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
             txn.put(key.encode(), data)
-            lines.append(f"{key} ({img.shape[0]},{img.shape[1]},{img.shape[2]}) 1")
+            lines.append(f"{key}.png ({img.shape[0]},{img.shape[1]},{img.shape[2]}) 1")  # BasicSR's format
     env.close()
     (path / "meta_info.txt").write_text("\n".join(lines) + "\n")
 
@@ -123,6 +123,16 @@ def test_reads_paired_lmdbs(tmp_path):
     assert torch.equal(again[1]["lq"], lmdb_ds[1]["lq"])  # two datasets on one LMDB
     loader = torch.utils.data.DataLoader(lmdb_ds, batch_size=2, num_workers=1)
     assert next(iter(loader))["lq"].shape == (2, 3, 8, 8)
+
+
+def test_reads_lmdbs_made_by_create_lmdb(tmp_path):
+    from realesrgan_ext.tools.lmdb_writer import make_lmdb_pair
+
+    hr_dir, lr_dir = write_pair_folders(tmp_path / "src", ["a", "sub/b"])
+    make_lmdb_pair([hr_dir, lr_dir], [tmp_path / "hr.lmdb", tmp_path / "lr.lmdb"], progress=False)
+    ds = build_dataset(make_opt(tmp_path / "hr.lmdb", tmp_path / "lr.lmdb", phase="val"))
+    assert [p[0] for p in ds.pairs] == ["a", "sub/b"]
+    assert ds[1]["gt"].shape == (3, 32, 32)
 
 
 def test_meta_info_file_selects_pairs(tmp_path):

@@ -56,6 +56,12 @@ class FolderStore(ImageStore):
         return str(self._paths[key])
 
 
+def lmdb_key(meta_name: str) -> str:
+    """The database key of a ``meta_info.txt`` name: BasicSR lists ``key.png``, stores ``key``."""
+    root, ext = os.path.splitext(meta_name)
+    return root if ext.lower() in IMAGE_EXTENSIONS else meta_name
+
+
 _LMDB_ENVS: dict[str, tuple[int, object]] = {}
 
 
@@ -86,7 +92,7 @@ class LmdbStore(ImageStore):
         meta = Path(self.root) / LMDB_META_INFO
         if not meta.is_file():
             raise FileNotFoundError(f"{self.root}: not a finished LMDB (no {LMDB_META_INFO})")
-        self._keys = [line.split(" ")[0] for line in meta.read_text().splitlines() if line.strip()]
+        self._keys = [lmdb_key(line.split(" ")[0]) for line in meta.read_text().splitlines() if line.strip()]
 
     def keys(self) -> list[str]:
         return list(self._keys)
