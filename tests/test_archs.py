@@ -127,3 +127,15 @@ def test_training_step_backpropagates(net, size):
 def test_build_network_builds_ours(opt, cls):
     net = build_network(opt)
     assert type(net) is cls
+
+
+def test_rrdb_global_skip_starts_at_interpolation_and_keeps_keys():
+    x = torch.rand(1, 3, 8, 12)
+    net = RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, scale=4, global_skip="bicubic")
+    expected = torch.nn.functional.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)
+    assert torch.allclose(net(x), expected, atol=1e-6)
+    plain = RRDBNet(3, 3, scale=4, num_feat=8, num_block=1, num_grow_ch=4)
+    net.load_state_dict(plain.state_dict(), strict=True)
+    assert torch.allclose(net(x), plain(x) + expected, atol=1e-5)
+    with pytest.raises(ValueError, match="global_skip"):
+        RRDBGenerator(num_feat=8, num_block=1, global_skip="lanczos")

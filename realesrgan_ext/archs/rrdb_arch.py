@@ -27,6 +27,7 @@ DENSE_LAYERS = 5  # convolutions per residual dense block
 # trunk always upsamples by at least x4, so x2 / x1 models first fold the input down 2x / 4x.
 UNSHUFFLE_FACTOR = {1: 4, 2: 2, 4: 1, 8: 1}
 UPSAMPLERS = ("nearest", "pixelshuffle")
+GLOBAL_SKIPS = (None, "bilinear", "bicubic")
 
 
 class ResidualDenseBlock(nn.Module):
@@ -82,6 +83,12 @@ class RRDBGenerator(nn.Module):
             ``'pixelshuffle'``: 3x3 conv ``conv_shuffleK`` (num_feat -> 4 * num_feat) +
             PixelShuffle(2) + LeakyReLU per stage, SRGAN-style sub-pixel upsampling
             (no checkpoint compatibility; its keys differ on purpose).
+        global_skip: ``None`` (ESRGAN), or ``'bilinear'`` / ``'bicubic'``: add the interpolated
+            input to the output, so the network learns only the detail interpolation misses
+            (as VDSR and most lightweight SR nets do). ``conv_last`` then starts at zero, so an
+            untrained model already equals the interpolation; small models beat bicubic within
+            a few hundred iterations. Adds no parameters: the state dict is unchanged, so the
+            setting must be known when loading (our checkpoints record it under ``'arch'``).
 
     Attributes:
         scale, num_in_ch, num_out_ch, upsampler: the constructor arguments.
@@ -90,16 +97,20 @@ class RRDBGenerator(nn.Module):
     """
 
     def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, scale: int = 4, num_feat: int = 64,
-                 num_block: int = 23, num_grow_ch: int = 32, upsampler: str = "nearest") -> None:
+                 num_block: int = 23, num_grow_ch: int = 32, upsampler: str = "nearest",
+                 global_skip: str | None = None) -> None:
         super().__init__()
         if scale not in UNSHUFFLE_FACTOR:
             raise ValueError(f"RRDBGenerator scale must be one of {sorted(UNSHUFFLE_FACTOR)}, got {scale}")
         if upsampler not in UPSAMPLERS:
             raise ValueError(f"RRDBGenerator upsampler must be one of {UPSAMPLERS}, got {upsampler!r}")
+        if global_skip not in GLOBAL_SKIPS:
+            raise ValueError(f"RRDBGenerator global_skip must be one of {GLOBAL_SKIPS}, got {global_skip!r}")
         self.scale = scale
         self.num_in_ch = num_in_ch
         self.num_out_ch = num_out_ch
         self.upsampler = upsampler
+        self.global_skip = global_skip
         unshuffle = UNSHUFFLE_FACTOR[scale]
         # x2 stages needed after unshuffling: scale * unshuffle = 2 ** stages (x1, x2, x4 -> 2; x8 -> 3)
         num_stages = (scale * unshuffle).bit_length() - 1
@@ -119,6 +130,9 @@ class RRDBGenerator(nn.Module):
         self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
         self.lrelu = nn.LeakyReLU(negative_slope=LRELU_SLOPE, inplace=True)
+        if global_skip:
+            nn.init.zeros_(self.conv_last.weight)
+            nn.init.zeros_(self.conv_last.bias)
 
     @property
     def size_multiple(self) -> int:
@@ -131,6 +145,7 @@ class RRDBGenerator(nn.Module):
         return self.lrelu(self.pixel_shuffle(conv(feat)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        image = x
         unshuffle = self.size_multiple
         if unshuffle > 1:
             height, width = x.shape[-2:]
@@ -142,4 +157,7 @@ class RRDBGenerator(nn.Module):
         feat = feat + self.conv_body(self.body(feat))
         for name in self._up_names:
             feat = self._upsample_stage(feat, getattr(self, name))
-        return self.conv_last(self.lrelu(self.conv_hr(feat)))
+        out = self.conv_last(self.lrelu(self.conv_hr(feat)))
+        if self.global_skip:
+            out = out + F.interpolate(image, scale_factor=self.scale, mode=self.global_skip, align_corners=False)
+        return out
