@@ -49,7 +49,8 @@ def test_train_validate_checkpoint_and_auto_resume(tmp_path):
     assert {p.name for p in models.iterdir()} >= {"net_g_2.pth", "net_g_4.pth", "net_d_4.pth", "net_g_latest.pth"}
     assert not list(models.glob(".*tmp*")), "no temporary checkpoint files left behind"
     ckpt = torch.load(models / "net_g_4.pth", weights_only=True)
-    assert set(ckpt) == {"params", "params_ema"}
+    assert set(ckpt) == {"params", "params_ema", "arch"}
+    assert ckpt["arch"]["type"] == "RRDBGenerator" and ckpt["arch"]["num_feat"] == 8
     assert "conv_first.weight" in ckpt["params_ema"]
     assert not torch.equal(ckpt["params"]["conv_last.weight"], ckpt["params_ema"]["conv_last.weight"])
     assert (exp / "training_states" / "4.state").is_file()

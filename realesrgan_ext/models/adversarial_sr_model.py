@@ -170,12 +170,19 @@ class AdversarialSRModel(SRModel):
         self.save_training_state(epoch, current_iter)
 
     def save_network(self, net, net_label: str, current_iter: int, param_key="params") -> None:
-        """BasicSR's ``{param_key: state_dict}`` checkpoint, written atomically."""
+        """BasicSR's ``{param_key: state_dict}`` checkpoint, written atomically.
+
+        It also records the network's options under ``'arch'`` (e.g. ``network_g``), so the
+        inference loader rebuilds settings that the keys cannot show (``global_skip``).
+        """
         nets = net if isinstance(net, list) else [net]
         keys = param_key if isinstance(param_key, list) else [param_key]
         checkpoint = {key: {name.removeprefix("module."): value.cpu()
                             for name, value in self.get_bare_model(n).state_dict().items()}
                       for n, key in zip(nets, keys, strict=True)}
+        arch = self.opt.get(net_label.replace("net_", "network_", 1))
+        if arch is not None:
+            checkpoint["arch"] = dict(arch)
         label = "latest" if current_iter == -1 else current_iter
         atomic_torch_save(checkpoint, os.path.join(self.opt["path"]["models"], f"{net_label}_{label}.pth"))
 
