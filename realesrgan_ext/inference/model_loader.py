@@ -1,0 +1,295 @@
+"""Loading super-resolution checkpoints into a ready-to-run module, safely.
+
+``load_model(source)`` accepts a path (``.pth`` / ``.pt`` / ``.ckpt`` / ``.safetensors``) or an
+in-memory state dict and returns a ``LoadedModel``: the module (eval mode, fp32, CPU) plus the
+facts the inference engine needs (scale, channels, input size multiple, fp16/bf16 support).
+
+* Checkpoint layout: ``params_ema`` is preferred, then ``params``, then a few other wrapper keys
+  (``state_dict``, ``model``, ``net``), then the dict itself as a bare state dict; a
+  ``module.`` prefix (DataParallel / DDP) is stripped.
+* RRDB checkpoints (ours, BasicSR's, Real-ESRGAN's, and ESRGAN's 2019 ``RRDB_trunk`` naming)
+  load into ``RRDBGenerator`` with settings inferred from the keys (see
+  ``infer_rrdb_settings``); explicit ``settings`` override what is inferred.
+* Anything else goes to spandrel's key detection (EDSR-like, RCAN, SwinIR, Real-ESRGAN
+  Compact, old-style ``model.N`` ESRGAN, ...). Nothing is ever downloaded.
+* Security: ``.pth`` files are read with ``torch.load(weights_only=True)``. A pickle that
+  references anything but tensors and plain containers is refused with ``UnsafeCheckpointError``
+  naming the file; nothing in it is executed.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from realesrgan_ext.archs.rrdb_arch import UNSHUFFLE_FACTOR, RRDBGenerator
+
+# Wrapper keys tried in order; the first one holding a dict of tensors is the state dict.
+STATE_DICT_KEYS = ("params_ema", "params", "state_dict", "model", "net")
+STRIPPED_PREFIXES = ("module.",)
+PTH_SUFFIXES = (".pth", ".pt", ".ckpt")
+SAFETENSORS_SUFFIX = ".safetensors"
+
+# ESRGAN's 2019 repository names -> BasicSR names (same tensors, same shapes).
+_ESRGAN_2019_RENAMES = (
+    (re.compile(r"^RRDB_trunk\.(\d+)\.RDB(\d)\."), r"body.\1.rdb\2."),
+    (re.compile(r"^trunk_conv\."), "conv_body."),
+    (re.compile(r"^upconv(\d)\."), r"conv_up\1."),
+    (re.compile(r"^HRconv\."), "conv_hr."),
+)
+_RRDB_REQUIRED = ("conv_first.weight", "body.0.rdb1.conv1.weight", "conv_body.weight", "conv_hr.weight",
+                  "conv_last.weight")
+# conv_first input channels / conv_last output channels -> scale (pixel-unshuffle by 4 / 2 / none)
+_UNSHUFFLE_RATIO_TO_SCALE = {UNSHUFFLE_FACTOR[s] ** 2: s for s in (1, 2, 4)}
+
+
+class ModelLoadError(ValueError):
+    """A checkpoint that cannot be turned into a model; the message names the file and what to do."""
+
+
+class UnsafeCheckpointError(ModelLoadError):
+    """A pickle that would import or call something other than tensors (it could run code)."""
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for ``Upscaler``, and what the engine must know about it.
+
+    Attributes:
+        module: the network, eval mode, float32, on CPU. Takes ``(N, in_channels, H, W)`` in
+            [0, 1] (RGB order for 3 channels) and returns ``(N, out_channels, H*scale, W*scale)``.
+        name: architecture name (``"RRDB"`` or spandrel's architecture name).
+        scale: upscaling factor (1, 2, 4, 8, ...).
+        in_channels, out_channels: image channels the network reads and writes.
+        size_multiple: input height and width must be multiples of this (pixel-unshuffle
+            factor for x1/x2 RRDB, window size for some transformers); ``Upscaler`` pads.
+        min_size: smallest input height/width the network accepts (0 = any).
+        supports_fp16, supports_bf16: whether half / bfloat16 inference gives sane results.
+        prefers_bf16: on a GPU with bf16, ``precision='auto'`` picks bf16 over fp16 (models
+            whose activations overflow fp16).
+        source: the file it came from, or ``"<state dict>"``.
+        settings: constructor arguments of the RRDB generator (empty for spandrel models).
+    """
+
+    module: nn.Module
+    name: str
+    scale: int
+    in_channels: int
+    out_channels: int
+    size_multiple: int = 1
+    min_size: int = 0
+    supports_fp16: bool = True
+    supports_bf16: bool = True
+    prefers_bf16: bool = False
+    source: str = "<state dict>"
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One line for logs, e.g. ``RRDB x4 3->3 ch (num_block=23, ...) from RealESRGAN_x4plus.pth``."""
+        extra = ", ".join(f"{k}={v}" for k, v in self.settings.items() if k not in ("scale",))
+        extra = f" ({extra})" if extra else ""
+        return f"{self.name} x{self.scale} {self.in_channels}->{self.out_channels} ch{extra} from {self.source}"
+
+
+class _SpandrelModule(nn.Module):
+    """A spandrel descriptor as a plain module: ``forward`` is the descriptor's call (it pads to the
+    model's size requirements, runs and clamps); the network is a child so ``.to()`` moves it."""
+
+    def __init__(self, descriptor: Any) -> None:
+        super().__init__()
+        self.net = descriptor.model
+        self._descriptor = descriptor  # not a Module attribute: keeps the state dict keys those of net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._descriptor(x)
+
+
+def load_model(source: str | Path | Mapping[str, Any], settings: Mapping[str, Any] | None = None) -> LoadedModel:
+    """Load a checkpoint file or a state dict (see the module docstring for what is accepted).
+
+    Args:
+        source: a ``.pth``/``.pt``/``.ckpt``/``.safetensors`` path, or a (possibly wrapped) state dict.
+        settings: RRDBGenerator arguments overriding the inferred ones, e.g. ``{"scale": 2}``;
+            only for RRDB checkpoints.
+
+    Raises:
+        UnsafeCheckpointError: the pickle references code; it was not executed.
+        ModelLoadError: unreadable file, unknown architecture, or weights that do not fit.
+    """
+    name = str(source) if isinstance(source, (str, Path)) else "<state dict>"
+    raw = read_checkpoint(source) if isinstance(source, (str, Path)) else source
+    state = extract_state_dict(raw, name)
+    state = _rename_esrgan_2019(state)
+    if all(k in state for k in _RRDB_REQUIRED):
+        return _load_rrdb(state, name, settings)
+    if settings:
+        raise ModelLoadError(f"{name}: explicit settings are only supported for RRDB checkpoints "
+                             f"(its keys are not RRDB's: {_key_sample(state)})")
+    return _load_spandrel(state, name)
+
+
+def read_checkpoint(path: str | Path) -> Mapping[str, Any]:
+    """Read a checkpoint file without running any code from it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: no such model file")
+    suffix = path.suffix.lower()
+    if suffix == SAFETENSORS_SUFFIX:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except SafetensorError as err:
+            raise ModelLoadError(f"{path}: not a valid safetensors file ({err})") from err
+    if suffix not in PTH_SUFFIXES:
+        raise ModelLoadError(f"{path}: unknown model file type {suffix!r}; expected one of "
+                             f"{', '.join(PTH_SUFFIXES + (SAFETENSORS_SUFFIX,))}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        detail = next((line.strip() for line in str(err).splitlines() if "GLOBAL" in line or "global" in line),
+                      str(err).splitlines()[0] if str(err) else type(err).__name__)
+        raise UnsafeCheckpointError(
+            f"{path}: refused to load: the checkpoint pickles Python objects other than tensors and "
+            f"plain containers, and unpickling them could run arbitrary code ({detail}). Nothing from it "
+            f"was executed. If you trust its origin, re-save only its weights, e.g. as .safetensors.") from err
+    except (RuntimeError, EOFError, OSError) as err:
+        raise ModelLoadError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
+
+
+def extract_state_dict(checkpoint: Mapping[str, Any], source: str = "<state dict>") -> dict[str, torch.Tensor]:
+    """The tensors to load: ``params_ema`` > ``params`` > other wrappers > the dict itself.
+
+    Flat files with ``params_ema.`` / ``params.`` key prefixes (a whole checkpoint saved as
+    safetensors) are handled the same way; ``module.`` prefixes are stripped.
+    """
+    if not isinstance(checkpoint, Mapping):
+        raise ModelLoadError(f"{source}: expected a dict of tensors, got {type(checkpoint).__name__}")
+    state: Mapping[str, Any] = checkpoint
+    for key in STATE_DICT_KEYS:
+        inner = checkpoint.get(key)
+        if isinstance(inner, Mapping) and _has_tensors(inner):
+            state = inner
+            break
+        flat = {k[len(key) + 1:]: v for k, v in checkpoint.items() if k.startswith(f"{key}.")}
+        if flat and _has_tensors(flat):
+            state = flat
+            break
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise ModelLoadError(f"{source}: no weights found (top-level keys: {_key_sample(checkpoint)})")
+    for prefix in STRIPPED_PREFIXES:
+        tensors = {k.removeprefix(prefix): v for k, v in tensors.items()}
+    return tensors
+
+
+def infer_rrdb_settings(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """RRDBGenerator arguments from BasicSR-named keys.
+
+    num_feat: conv_first out channels; num_grow_ch: rdb1.conv1 out channels; num_block: highest
+    ``body.N`` + 1; num_out_ch: conv_last out channels; scale 8 when ``conv_up3`` (or
+    ``conv_shuffle3``) exists, else from conv_first in channels / num_out_ch (1 -> x4, 4 -> x2 with
+    a 2x pixel-unshuffle, 16 -> x1 with 4x), which also gives num_in_ch.
+    """
+    conv_first = state["conv_first.weight"]
+    num_out_ch = int(state["conv_last.weight"].shape[0])
+    first_in = int(conv_first.shape[1])
+    upsampler = "pixelshuffle" if "conv_shuffle1.weight" in state else "nearest"
+    up = "conv_shuffle" if upsampler == "pixelshuffle" else "conv_up"
+    if f"{up}3.weight" in state:
+        scale, num_in_ch = 8, first_in
+    elif first_in % num_out_ch == 0 and first_in // num_out_ch in _UNSHUFFLE_RATIO_TO_SCALE:
+        ratio = first_in // num_out_ch
+        scale, num_in_ch = _UNSHUFFLE_RATIO_TO_SCALE[ratio], num_out_ch
+    else:
+        raise ModelLoadError(f"cannot infer scale: conv_first takes {first_in} channels and conv_last gives "
+                             f"{num_out_ch}; pass settings={{'scale': ..., 'num_in_ch': ...}}")
+    blocks = [int(m.group(1)) for k in state if (m := re.match(r"body\.(\d+)\.", k))]
+    return {
+        "num_in_ch": num_in_ch,
+        "num_out_ch": num_out_ch,
+        "scale": scale,
+        "num_feat": int(conv_first.shape[0]),
+        "num_block": max(blocks) + 1,
+        "num_grow_ch": int(state["body.0.rdb1.conv1.weight"].shape[0]),
+        "upsampler": upsampler,
+    }
+
+
+def _load_rrdb(state: dict[str, torch.Tensor], source: str, settings: Mapping[str, Any] | None) -> LoadedModel:
+    if settings:
+        try:
+            inferred = infer_rrdb_settings(state)
+        except ModelLoadError:
+            inferred = {}
+        merged = {**inferred, **settings}
+    else:
+        try:
+            merged = infer_rrdb_settings(state)
+        except ModelLoadError as err:
+            raise ModelLoadError(f"{source}: {err}") from err
+    try:
+        module = RRDBGenerator(**merged)
+    except (TypeError, ValueError) as err:
+        raise ModelLoadError(f"{source}: bad RRDB settings {merged}: {err}") from err
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ModelLoadError(f"{source}: weights do not fit RRDBGenerator({merged}): {err}") from err
+    module.eval().requires_grad_(False)
+    return LoadedModel(module=module, name="RRDB", scale=module.scale, in_channels=module.num_in_ch,
+                       out_channels=module.num_out_ch, size_multiple=module.size_multiple,
+                       supports_fp16=True, supports_bf16=True, source=source, settings=dict(merged))
+
+
+def _load_spandrel(state: dict[str, torch.Tensor], source: str) -> LoadedModel:
+    from spandrel import ImageModelDescriptor, ModelLoader, UnsupportedModelError
+
+    try:
+        descriptor = ModelLoader(device="cpu").load_from_state_dict(state)
+    except UnsupportedModelError as err:
+        raise ModelLoadError(f"{source}: unknown architecture: neither RRDB keys nor one spandrel recognises "
+                             f"(keys: {_key_sample(state)})") from err
+    if not isinstance(descriptor, ImageModelDescriptor):
+        raise ModelLoadError(f"{source}: {descriptor.architecture.name} is a {descriptor.purpose} model, "
+                             "not a single-image super-resolution/restoration model")
+    req = descriptor.size_requirements
+    if req.square:
+        raise ModelLoadError(f"{source}: {descriptor.architecture.name} needs square inputs, which the tiled "
+                             "upscaler does not support")
+    descriptor.eval()
+    module = _SpandrelModule(descriptor).eval().requires_grad_(False)
+    return LoadedModel(module=module, name=descriptor.architecture.name, scale=descriptor.scale,
+                       in_channels=descriptor.input_channels, out_channels=descriptor.output_channels,
+                       size_multiple=req.multiple_of, min_size=req.minimum,
+                       supports_fp16=descriptor.supports_half, supports_bf16=descriptor.supports_bfloat16,
+                       prefers_bf16=descriptor.supports_bfloat16 and not descriptor.supports_half,
+                       source=source)
+
+
+def _rename_esrgan_2019(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    if "conv_first.weight" not in state or not any(k.startswith("RRDB_trunk.") for k in state):
+        return state
+    renamed = {}
+    for key, value in state.items():
+        for pattern, repl in _ESRGAN_2019_RENAMES:
+            key = pattern.sub(repl, key)
+        renamed[key] = value
+    return renamed
+
+
+def _has_tensors(d: Mapping[str, Any]) -> bool:
+    return any(isinstance(v, torch.Tensor) for v in d.values())
+
+
+def _key_sample(d: Mapping[str, Any], n: int = 6) -> str:
+    keys = list(d)
+    return ", ".join(map(str, keys[:n])) + (f", ... ({len(keys)} keys)" if len(keys) > n else "")

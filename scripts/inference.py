@@ -1,0 +1,79 @@
+#!/usr/bin/env python
+"""Upscale an image or a folder tree with an ESRGAN / Real-ESRGAN (or spandrel-supported) model.
+
+    python scripts/inference.py -i inputs/ -o results/ -m RealESRGAN_x4plus.pth --outscale 2
+
+A thin front over ``realesrgan_ext.inference``: ``load_model`` -> ``Upscaler`` -> ``plan_jobs`` /
+``run_jobs``. Exit status: 0 all written, 1 some files failed (listed at the end), 2 nothing was
+done (bad arguments, unreadable model, an output that would overwrite an input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from realesrgan_ext.inference import (  # noqa: E402
+    ALPHA_MODES,
+    DEFAULT_SUFFIX,
+    DEFAULT_TILE_PAD,
+    IMAGE_SUFFIXES,
+    OUTPUT_EXTS,
+    PRECISIONS,
+    ModelLoadError,
+    OutputConflictError,
+    Upscaler,
+    load_model,
+    plan_jobs,
+    run_jobs,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("-i", "--input", required=True, help="an image file or a folder (searched recursively)")
+    p.add_argument("-o", "--output", required=True, help="output folder (input subfolders are mirrored)")
+    p.add_argument("-m", "--model", required=True, help=".pth / .pt / .ckpt / .safetensors checkpoint")
+    p.add_argument("--tile", type=int, default=0,
+                   help="tile side in input px; 0 = automatic (256 on CPU, 512 on CUDA); halved on out-of-memory")
+    p.add_argument("--tile-pad", type=int, default=DEFAULT_TILE_PAD,
+                   help="context px around each tile; seams are cross-faded inside it")
+    p.add_argument("--outscale", type=float, default=None,
+                   help="final scale (any float); default: the model's scale")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="auto = fp32 on CPU, fp16 (or bf16 where the model prefers it) on CUDA")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--suffix", default=DEFAULT_SUFFIX, help="appended to output names as _SUFFIX ('' for none)")
+    p.add_argument("--ext", choices=OUTPUT_EXTS, default="auto",
+                   help="output format; auto keeps the input's; images with alpha are always PNG")
+    p.add_argument("--alpha", choices=ALPHA_MODES, default="model", help="how to upscale an alpha channel")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        jobs = plan_jobs(args.input, args.output, args.suffix, args.ext)
+        model = load_model(args.model)
+        upscaler = Upscaler(model, tile=args.tile, tile_pad=args.tile_pad, precision=args.precision,
+                            device=args.device, alpha=args.alpha)
+    except (FileNotFoundError, OutputConflictError, ModelLoadError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not jobs:
+        print(f"error: no images ({' '.join(IMAGE_SUFFIXES)}) under {args.input}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        print(upscaler, file=sys.stderr)
+    result = run_jobs(upscaler, jobs, outscale=args.outscale, ext=args.ext, progress=not args.quiet)
+    print(result.summary(), file=sys.stderr if result.failed else sys.stdout)
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
