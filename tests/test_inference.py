@@ -113,6 +113,24 @@ def test_loader_prefers_params_ema_and_reads_x8_and_esrgan_2019_names():
         load_model(ema.state_dict(), settings={"num_feat": 16})
 
 
+def test_recorded_arch_options_are_used(tmp_path):
+    """Options the keys cannot show (global_skip) come from the checkpoint's 'arch' record;
+    other registered architectures are built from it too."""
+    net = tiny_rrdb(2, global_skip="bicubic")
+    path = tmp_path / "skip.pth"
+    torch.save({"params_ema": net.state_dict(), "arch": {"type": "RRDBGenerator", "scale": 2,
+                                                         "global_skip": "bicubic", **TINY}}, path)
+    model = load_model(path)
+    assert model.module.global_skip == "bicubic" and model.scale == 2 and model.size_multiple == 2
+    srresnet = pytest.importorskip("realesrgan_ext.archs.srresnet_arch")
+    sr = srresnet.SRResNetGenerator(scale=2, num_feat=8, num_block=1)
+    loaded = load_model({"params": sr.state_dict(),
+                         "arch": {"type": "SRResNetGenerator", "scale": 2, "num_feat": 8, "num_block": 1}})
+    assert (loaded.name, loaded.scale, loaded.in_channels) == ("SRResNetGenerator", 2, 3)
+    with pytest.raises(ModelLoadError, match="no registered architecture"):
+        load_model({"params": sr.state_dict(), "arch": {"type": "NoSuchNet"}})
+
+
 def test_spandrel_fallback_for_a_non_rrdb_net(photo):
     """spandrel 0.4.2 ships no EDSR; Real-ESRGAN's SRVGG 'Compact' net is a tiny non-RRDB arch."""
     compact = pytest.importorskip("spandrel.architectures.Compact")

@@ -7,9 +7,14 @@ facts the inference engine needs (scale, channels, input size multiple, fp16/bf1
 * Checkpoint layout: ``params_ema`` is preferred, then ``params``, then a few other wrapper keys
   (``state_dict``, ``model``, ``net``), then the dict itself as a bare state dict; a
   ``module.`` prefix (DataParallel / DDP) is stripped.
+* Our training checkpoints (and the ncnn importer's) record the network options under
+  ``'arch'`` (``{'type': 'RRDBGenerator', 'num_feat': ..., 'global_skip': ...}``): the class is
+  taken from BasicSR's ARCH_REGISTRY and built with them, since some options (``global_skip``)
+  leave no trace in the keys.
 * RRDB checkpoints (ours, BasicSR's, Real-ESRGAN's, and ESRGAN's 2019 ``RRDB_trunk`` naming)
   load into ``RRDBGenerator`` with settings inferred from the keys (see
-  ``infer_rrdb_settings``); explicit ``settings`` override what is inferred.
+  ``infer_rrdb_settings``); recorded ``'arch'`` options, then explicit ``settings``, override
+  what is inferred.
 * Anything else goes to spandrel's key detection (EDSR-like, RCAN, SwinIR, Real-ESRGAN
   Compact, old-style ``model.N`` ESRGAN, ...). Nothing is ever downloaded.
 * Security: ``.pth`` files are read with ``torch.load(weights_only=True)``. A pickle that
@@ -35,6 +40,7 @@ from realesrgan_ext.archs.rrdb_arch import UNSHUFFLE_FACTOR, RRDBGenerator
 STATE_DICT_KEYS = ("params_ema", "params", "state_dict", "model", "net")
 STRIPPED_PREFIXES = ("module.",)
 PTH_SUFFIXES = (".pth", ".pt", ".ckpt")
+RRDB_TYPES = ("RRDBGenerator", "RRDBNet")  # 'arch' types built as RRDBGenerator (same keys and options)
 SAFETENSORS_SUFFIX = ".safetensors"
 
 # ESRGAN's 2019 repository names -> BasicSR names (same tensors, same shapes).
@@ -127,6 +133,13 @@ def load_model(source: str | Path | Mapping[str, Any], settings: Mapping[str, An
     raw = read_checkpoint(source) if isinstance(source, (str, Path)) else source
     state = extract_state_dict(raw, name)
     state = _rename_esrgan_2019(state)
+    recorded = raw.get("arch") if isinstance(raw, Mapping) else None
+    if isinstance(recorded, Mapping):
+        opts = {k: v for k, v in recorded.items() if k != "type"}
+        arch_type = recorded.get("type", RRDB_TYPES[0])
+        if arch_type not in RRDB_TYPES:
+            return _load_registered(str(arch_type), {**opts, **(settings or {})}, state, name)
+        settings = {**opts, **(settings or {})}
     if all(k in state for k in _RRDB_REQUIRED):
         return _load_rrdb(state, name, settings)
     if settings:
@@ -248,6 +261,29 @@ def _load_rrdb(state: dict[str, torch.Tensor], source: str, settings: Mapping[st
     return LoadedModel(module=module, name="RRDB", scale=module.scale, in_channels=module.num_in_ch,
                        out_channels=module.num_out_ch, size_multiple=module.size_multiple,
                        supports_fp16=True, supports_bf16=True, source=source, settings=dict(merged))
+
+
+def _load_registered(arch_type: str, opts: dict[str, Any], state: dict[str, torch.Tensor],
+                     source: str) -> LoadedModel:
+    """A checkpoint whose ``'arch'`` names another ARCH_REGISTRY class (e.g. SRResNetGenerator)."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    if arch_type not in ARCH_REGISTRY:
+        raise ModelLoadError(f"{source}: its 'arch' names {arch_type!r}, which no registered architecture is")
+    try:
+        module = ARCH_REGISTRY.get(arch_type)(**opts)
+        module.load_state_dict(state, strict=True)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ModelLoadError(f"{source}: weights do not fit {arch_type}({opts}): {err}") from err
+    scale = getattr(module, "scale", opts.get("scale", opts.get("upscale")))
+    in_ch = getattr(module, "num_in_ch", opts.get("num_in_ch"))
+    out_ch = getattr(module, "num_out_ch", opts.get("num_out_ch"))
+    if not all(isinstance(v, int) for v in (scale, in_ch, out_ch)):
+        raise ModelLoadError(f"{source}: {arch_type} does not say its scale and channels "
+                             "(attributes scale, num_in_ch, num_out_ch)")
+    module.eval().requires_grad_(False)
+    return LoadedModel(module=module, name=arch_type, scale=scale, in_channels=in_ch, out_channels=out_ch,
+                       size_multiple=int(getattr(module, "size_multiple", 1)), source=source, settings=dict(opts))
 
 
 def _load_spandrel(state: dict[str, torch.Tensor], source: str) -> LoadedModel:
