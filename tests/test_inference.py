@@ -205,6 +205,9 @@ def test_tiling_is_exact_for_a_pointwise_model_and_blends_to_one(photo):
     for tile, pad in [(8, 0), (10, 3), (23, 5), (64, 32)]:
         out = Upscaler(nearest_model(), tile=tile, tile_pad=pad).upscale(photo[:37, :29])
         np.testing.assert_array_equal(out, np.repeat(np.repeat(photo[:37, :29], 4, 0), 4, 1))
+    calls = []
+    Upscaler(nearest_model(), tile=10).upscale(photo[:37, :29], on_tile=lambda *a: calls.append(a))
+    assert calls == [(i, 12) for i in range(1, 13)]  # 4 rows x 3 columns of tiles
 
 
 def test_output_float_buffers_are_bounded_by_a_tile_row():

@@ -138,7 +138,8 @@ def run_jobs(upscaler: Upscaler, jobs: list[Job], outscale: float | None = None,
     claimed = {_key(j.target) for j in jobs}
     inputs = {_key(j.source) for j in jobs}
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sr-io") as pool, \
-            tqdm(total=len(jobs), unit="img", disable=not progress, dynamic_ncols=True) as bar:
+            tqdm(total=len(jobs), unit="img", disable=not progress, dynamic_ncols=True) as bar, \
+            tqdm(unit="tile", disable=not progress, dynamic_ncols=True, leave=False, position=1) as tiles:
         decoding: deque[tuple[Job, Future[InputImage]]] = deque()
         writing: deque[tuple[Job, Future[Path]]] = deque()
         pending = iter(jobs)
@@ -170,7 +171,7 @@ def run_jobs(upscaler: Upscaler, jobs: list[Job], outscale: float | None = None,
             try:
                 image = fut.result()
                 target = _final_target(job, image, ext, claimed, inputs)
-                pixels = upscaler.upscale(image.pixels, outscale)
+                pixels = upscaler.upscale(image.pixels, outscale, on_tile=_tile_progress(tiles, job.source.name))
             except Exception as err:  # noqa: BLE001  (reported per file; the run goes on)
                 fail(job, err)
                 continue
@@ -182,6 +183,18 @@ def run_jobs(upscaler: Upscaler, jobs: list[Job], outscale: float | None = None,
             finish_oldest_write()
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _tile_progress(bar: tqdm, name: str):
+    """``on_tile`` callback driving the second (per-tile) progress bar."""
+
+    def update(done: int, total: int) -> None:
+        if done == 1:
+            bar.reset(total=total)
+            bar.set_description_str(name, refresh=False)
+        bar.update(1)
+
+    return update
 
 
 def _final_target(job: Job, image: InputImage, ext: str, claimed: set[str], inputs: set[str]) -> Path:

@@ -140,6 +140,7 @@ class Upscaler:
         self.scale = self.model.scale
         self.net = copy.deepcopy(self.model.module).eval().requires_grad_(False)
         self.net.to(device=self.device, dtype=self.dtype, memory_format=torch.channels_last)
+        self._on_tile: Callable[[int, int], None] | None = None
 
     def __repr__(self) -> str:
         return (f"Upscaler({self.model.describe()}, device={self.device}, dtype={self.dtype}, tile={self.tile}, "
@@ -153,12 +154,22 @@ class Upscaler:
             raise ValueError(f"outscale must be > 0, got {outscale}")
         return max(1, int(height * outscale + 0.5)), max(1, int(width * outscale + 0.5))
 
-    def upscale(self, img: np.ndarray, outscale: float | None = None) -> np.ndarray:
+    def upscale(self, img: np.ndarray, outscale: float | None = None,
+                on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Upscale one image; same layout (gray / gray+alpha / RGB / RGBA) and dtype out.
 
         ``outscale``: final size factor (any float > 0); the network runs at its native scale
         and the result is resized (Lanczos up, area down), rounding sizes half up.
+        ``on_tile(done, total)``: called after each tile of each network pass (progress bars);
+        an image with alpha upscaled by the model makes two passes.
         """
+        self._on_tile = on_tile
+        try:
+            return self._upscale(img, outscale)
+        finally:
+            self._on_tile = None
+
+    def _upscale(self, img: np.ndarray, outscale: float | None) -> np.ndarray:
         if img.dtype not in (np.uint8, np.uint16, np.float32):
             raise ValueError(f"unsupported pixel type {img.dtype}; expected uint8, uint16 or float32")
         if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 2, 3, 4)):
@@ -263,7 +274,11 @@ class Upscaler:
                 if reduce is not None:
                     part = reduce(part)
                 wx = _ramp_weights(left, right, c > 0, c < len(cols) - 1, half_band)
-                acc[:, left:right] += part * (wy[:, None, None] * wx[None, :, None])
+                part *= wy[:, None, None] * wx[None, :, None]  # in place: the tile output is ours
+                acc[:, left:right] += part
+                del result, part
+                if self._on_tile is not None:
+                    self._on_tile(r * len(cols) + c + 1, len(rows) * len(cols))
             done = bottom - top if r == len(rows) - 1 else (rows[r + 1][0] * scale - half_band) - top
             carry = acc[done:].copy()
             _store(acc[:done], out, top)
