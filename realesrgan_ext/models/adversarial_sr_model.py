@@ -108,9 +108,11 @@ class AdversarialSRModel(SRModel):
         targets = self.loss_targets()
         log = OrderedDict()
         if self._generator_step_due(current_iter):
-            self._step(self.optimizer_g, self._generator_loss(targets, log))
+            self._step(self.optimizer_g, self._generator_loss(targets, log), "generator", current_iter)
         if self.net_d is not None:
-            self._discriminator_step(targets["gan"], log)
+            self._discriminator_step(targets["gan"], log, current_iter)
+        if self.skipped_steps:  # the same on every rank: skipping is decided together
+            log["skipped_steps"] = torch.tensor(float(self.skipped_steps))
         self.log_dict = self.reduce_loss_dict(log)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
@@ -132,20 +134,34 @@ class AdversarialSRModel(SRModel):
         log["l_g_total"] = total
         return total
 
-    def _discriminator_step(self, real: torch.Tensor, log: OrderedDict) -> None:
+    def _discriminator_step(self, real: torch.Tensor, log: OrderedDict, current_iter: int) -> None:
         _set_requires_grad(self.net_d, True)
         real_logits = self.net_d(real)
         fake_logits = self.net_d(self.output.detach())
         l_d_real, l_d_fake = self.cri_gan.discriminator_loss(real_logits, fake_logits)
-        self._step(self.optimizer_d, l_d_real + l_d_fake)
+        self._step(self.optimizer_d, l_d_real + l_d_fake, "discriminator", current_iter)
         log.update(l_d_real=l_d_real, l_d_fake=l_d_fake,
                    out_d_real=real_logits.detach().mean(), out_d_fake=fake_logits.detach().mean())
 
-    @staticmethod
-    def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    skipped_steps = 0  # optimizer steps refused because a loss was not finite
+
+    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, what: str, current_iter: int) -> None:
+        """Backward and step, unless the loss is NaN/inf on any process (then all skip together,
+        so DDP's gradient all-reduce stays in step and no weight is poisoned)."""
         optimizer.zero_grad(set_to_none=True)
+        if not self._finite_on_every_rank(loss):
+            self.skipped_steps += 1
+            get_root_logger().warning(f"iter {current_iter}: non-finite {what} loss, step skipped "
+                                      f"({self.skipped_steps} so far); check the data and learning rate")
+            return
         loss.backward()
         optimizer.step()
+
+    def _finite_on_every_rank(self, loss: torch.Tensor) -> bool:
+        finite = torch.isfinite(loss.detach()).to(torch.float32)
+        if self.opt.get("dist"):
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        return bool(finite.item())
 
     def model_ema(self, decay: float = 0.999) -> None:
         """EMA of the generator's parameters; buffers (BatchNorm statistics) are copied as they are."""
