@@ -146,6 +146,11 @@ def test_spandrel_fallback_for_a_non_rrdb_net(photo):
     assert out.shape == (64, 80, 3) and np.abs(out - expected).max() <= 1
     with pytest.raises(ModelLoadError, match="unknown architecture"):
         load_model({"foo.weight": torch.zeros(3, 3)})
+    esrgan = pytest.importorskip("spandrel.architectures.ESRGAN")
+    old_style = esrgan.ESRGAN(num_filters=8, num_blocks=1, scale=4).state_dict()  # model.0.weight, ...
+    assert load_model(old_style).scale == 4
+    flat = load_model({f"params_ema.{k}": v for k, v in tiny_rrdb(2).state_dict().items()})
+    assert flat.name == "RRDB" and flat.scale == 2
 
 
 def test_malicious_pickle_is_refused_without_running_it(tmp_path):

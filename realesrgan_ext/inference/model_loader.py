@@ -38,6 +38,9 @@ from realesrgan_ext.archs.rrdb_arch import UNSHUFFLE_FACTOR, RRDBGenerator
 
 # Wrapper keys tried in order; the first one holding a dict of tensors is the state dict.
 STATE_DICT_KEYS = ("params_ema", "params", "state_dict", "model", "net")
+# The same as key prefixes of a flat file (a whole BasicSR checkpoint saved as safetensors).
+# Not "model.": old-style ESRGAN state dicts are named model.0.weight, model.1.sub.0...
+FLAT_PREFIXES = ("params_ema", "params")
 STRIPPED_PREFIXES = ("module.",)
 PTH_SUFFIXES = (".pth", ".pt", ".ckpt")
 RRDB_TYPES = ("RRDBGenerator", "RRDBNet")  # 'arch' types built as RRDBGenerator (same keys and options)
@@ -193,7 +196,7 @@ def extract_state_dict(checkpoint: Mapping[str, Any], source: str = "<state dict
             state = inner
             break
         flat = {k[len(key) + 1:]: v for k, v in checkpoint.items() if k.startswith(f"{key}.")}
-        if flat and _has_tensors(flat):
+        if key in FLAT_PREFIXES and flat and _has_tensors(flat):
             state = flat
             break
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
