@@ -72,6 +72,7 @@ def test_psnr_stage_without_discriminator(tmp_path):
 
 
 def test_non_finite_loss_skips_the_step(tmp_path, caplog):
+    logging.getLogger("basicsr").addHandler(caplog.handler)  # basicsr's logger does not propagate
     model = make_model(tmp_path)
     g0, d0 = snapshot(model.net_g), snapshot(model.net_d)
     data = batch()
