@@ -86,3 +86,19 @@ def test_psnr_stage_and_vanilla_gan_train(tmp_path):
     log = read_log(tmp_path / "experiments" / "tiny_psnr")
     assert "l_g_pix" in log and "l_d_real" not in log
     assert (tmp_path / "experiments" / "tiny_psnr" / "models" / "net_g_2.pth").is_file()
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes(tmp_path):
+    """DDP on CPU: gloo backend, no CUDA device ids, ranks agree on the checkpoints."""
+    if torch.cuda.is_available():
+        pytest.skip("checks the CPU (gloo) path")
+    opt_path = make_experiment(tmp_path)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29617",
+           "train.py", "-opt", str(opt_path), "--launcher", "pytorch"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    exp = tmp_path / "experiments" / "tiny_esrgan"
+    assert "'world_size': 2" in read_log(exp) or "world_size: 2" in read_log(exp)
+    ckpt = torch.load(exp / "models" / "net_g_4.pth", weights_only=True)
+    assert "conv_first.weight" in ckpt["params"]
