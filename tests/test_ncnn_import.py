@@ -145,6 +145,39 @@ def test_non_rrdb_graphs_are_rejected(anime_files, old, new, message):
         rrdb_state_dict(_load_edited(anime_files, old, new))
 
 
+# --------------------------------------------------------------------------- writer (RRDB -> ncnn)
+
+
+@pytest.mark.parametrize("scale", [4, 8])
+@pytest.mark.parametrize("fp16", [False, True])
+def test_written_graph_reads_back(scale, fp16, tmp_path):
+    arch = {"num_feat": 8, "num_block": 2, "num_grow_ch": 4, "scale": scale}
+    state_dict = RRDBGenerator(**arch).state_dict()
+    ncnn_import.write_ncnn(ncnn_import.rrdb_to_ncnn_layers(state_dict, arch), tmp_path / "m.param",
+                           tmp_path / "m.bin", fp16=fp16)
+    layers = ncnn_import.read_ncnn_model(tmp_path / "m.param", tmp_path / "m.bin")
+    read_back, read_arch = rrdb_state_dict(layers)
+    assert {k: read_arch[k] for k in arch} == arch
+    assert read_back.keys() == state_dict.keys()
+    for key, value in state_dict.items():
+        expected = value.half().float() if fp16 and key.endswith("weight") else value  # biases stay fp32
+        assert torch.equal(read_back[key], expected), key
+
+
+def test_trunk_and_tail_graphs_compose():
+    arch = {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}
+    state_dict = RRDBGenerator(**arch).state_dict()
+    trunk = ncnn_import.rrdb_to_ncnn_layers(state_dict, arch, "trunk")
+    tail = ncnn_import.rrdb_to_ncnn_layers(state_dict, arch, "tail")
+    full = ncnn_import.rrdb_to_ncnn_layers(state_dict, arch)
+    convs = [len([layer for layer in graph if layer.type == "Convolution"]) for graph in (trunk, tail, full)]
+    assert convs[0] + convs[1] == convs[2] == 4 + 2 + 15
+    assert ncnn_import.io_blob_names(trunk) == ncnn_import.io_blob_names(tail) == ("data", "output")
+    assert [layer.type for layer in trunk][-1] == "BinaryOp" and tail[1].type == "Interp"
+    with pytest.raises(NcnnImportError, match="x4 / x8"):
+        ncnn_import.rrdb_to_ncnn_layers(RRDBGenerator(scale=2, **arch).state_dict(), {**arch, "scale": 2})
+
+
 # --------------------------------------------------------------------------- equality with the ncnn runtime
 
 
