@@ -30,6 +30,14 @@ from realesrgan_ext.inference import (  # noqa: E402
     plan_jobs,
     run_jobs,
 )
+from realesrgan_ext.inference.ncnn_import import is_official_name, official_model_path  # noqa: E402
+
+
+def resolve_model(model: str) -> str:
+    """A checkpoint path, or the cached conversion of a bundled official model named by ``model``."""
+    if Path(model).exists() or not is_official_name(model):
+        return model
+    return str(official_model_path(model))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("-i", "--input", required=True, help="an image file or a folder (searched recursively)")
     p.add_argument("-o", "--output", required=True, help="output folder (input subfolders are mirrored)")
-    p.add_argument("-m", "--model", required=True, help=".pth / .pt / .ckpt / .safetensors checkpoint")
+    p.add_argument("-m", "--model", required=True,
+                   help=".pth / .pt / .ckpt / .safetensors checkpoint, or an official model name "
+                        "(realesrgan-x4plus, realesrgan-x4plus-anime), converted offline on first use")
     p.add_argument("--tile", type=int, default=0,
                    help="tile side in input px; 0 = automatic (256 on CPU, 512 on CUDA); halved on out-of-memory")
     p.add_argument("--tile-pad", type=int, default=DEFAULT_TILE_PAD,
@@ -59,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         jobs = plan_jobs(args.input, args.output, args.suffix, args.ext)
-        model = load_model(args.model)
+        model = load_model(resolve_model(args.model))
         upscaler = Upscaler(model, tile=args.tile, tile_pad=args.tile_pad, precision=args.precision,
                             device=args.device, alpha=args.alpha)
     except (FileNotFoundError, OutputConflictError, ModelLoadError, ValueError) as err:

