@@ -23,7 +23,8 @@ Columns: seconds per image (best of ``--repeat``), output megapixels per second,
 LR pixels, over the time: tile overlap is not counted as useful work), that as a share of this
 machine's measured 3x3-convolution peak (PyTorch, 64->64 channels on 1x64x512x512), and PSNR of
 the uint8 output against an fp32 untiled PyTorch reference of the same input (direct
-convolutions; uint8 rounding alone limits PSNR to about 59 dB).
+convolutions; uint8 rounding alone limits PSNR to about 59 dB). ``load``: the 1-minute load
+average when the row finished; other processes on the machine slow every configuration down.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ MODEL_NAME = "realesrgan-x4plus"
 WARMUP_SIZE = 32  # a small untimed run first: thread pools, kernel selection, lazy initialisation
 PEAK_CONV = (1, 64, 512, 512)  # the convolution timed for the machine's peak: 3x3, 64 -> 64 channels
 RESULT_PREFIX = "RESULT "
+REPEAT_MAX_SIZE = 256
 
 
 # --------------------------------------------------------------------------- measurements
@@ -211,8 +213,10 @@ def available(config: str) -> str | None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", help=f"LR input sides (default {DEFAULT_SIZES})")
-    parser.add_argument("--repeat", type=int, default=1, help="timed runs per configuration (best is reported)")
-    parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES}, one repeat")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help=f"timed runs per configuration for LR sizes up to {REPEAT_MAX_SIZE} (the best is "
+                             "reported; larger sizes run long enough to average out other load, and run once)")
+    parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES} only")
     parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(DEFAULT_CONFIGS))
     parser.add_argument("--tile", type=int, default=512, help="tile side in LR px, for every configuration")
     parser.add_argument("--tile-pad", type=int, default=32, help="tile context in LR px, for every configuration")
@@ -227,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         print(RESULT_PREFIX + json.dumps(run_child(json.loads(args.child))), flush=True)
         return 0
     sizes = args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
-    repeat = 1 if args.quick else args.repeat
+    repeat = args.repeat
 
     import torch
 
@@ -244,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
           f"(from the conv shapes)")
     print(f"machine: {os.cpu_count()} CPUs, {args.threads} threads, torch {torch.__version__}; 3x3 conv peak "
           f"(64->64 ch, 1x64x512x512, channels_last): {peak:.1f} GFLOP/s")
-    print(f"settings: fp32, tile {args.tile}, tile_pad {args.tile_pad}, best of {repeat}, uint8 RGB input "
+    print(f"settings: fp32, tile {args.tile}, tile_pad {args.tile_pad}, best of {repeat} up to {REPEAT_MAX_SIZE}^2, "
+          f"uint8 RGB input "
           f"(astronaut photo resized), every configuration in a fresh process\n")
 
     configs = []
@@ -255,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             configs.append(config)
     header = (f"{'LR size':>8} {'config':<13} {'s/img':>8} {'out MP/s':>9} {'s/out MP':>9} {'GFLOP/s':>8} "
-              f"{'% peak':>7} {'setup s':>8} {'setup MB':>9} {'peak MB':>8} {'PSNR dB':>8}")
+              f"{'% peak':>7} {'setup s':>8} {'setup MB':>9} {'peak MB':>8} {'PSNR dB':>8} {'load':>5}")
     print(header)
     results: dict[tuple[int, str], dict] = {}
     with tempfile.TemporaryDirectory(prefix="realesrgan_ext_bench_") as folder:
@@ -266,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
             ref = np.load(f"{folder}/ref.npy")
             for config in configs:
                 out_path = f"{folder}/{config}.npy"
-                result = spawn({**common, "config": config, "repeat": repeat, "output": out_path})
+                runs = repeat if size <= REPEAT_MAX_SIZE else 1
+                result = spawn({**common, "config": config, "repeat": runs, "output": out_path})
                 result["psnr"] = psnr(np.load(out_path), ref)
                 out_mp = (4 * size) ** 2 / 1e6
                 result["out_mp_s"] = out_mp / result["seconds"]
@@ -275,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{size:>6}^2 {config:<13} {result['seconds']:>8.2f} {result['out_mp_s']:>9.3f} "
                       f"{1 / result['out_mp_s']:>9.2f} {result['gflops']:>8.1f} {100 * result['gflops'] / peak:>6.0f}% "
                       f"{result['setup_s']:>8.1f} {result['setup_mb']:>9.0f} {result['peak_mb']:>8.0f} "
-                      f"{result['psnr']:>8.2f}", flush=True)
+                      f"{result['psnr']:>8.2f} {os.getloadavg()[0]:>5.1f}", flush=True)
             print(f"{size:>6}^2 {'(reference)':<13} {reference['seconds']:>8.2f}  untiled fp32 PyTorch, "
                   f"peak {reference['peak_mb']:.0f} MB", flush=True)
     summarize(results, sizes, configs)

@@ -43,16 +43,16 @@ def _reference(model, x):
         return model.module(x)
 
 
-@pytest.mark.parametrize("scale", [4, 8, 2])
+@pytest.mark.parametrize("scale, threads", [(4, 1), (4, 3), (8, 2), (2, 2)])
 @pytest.mark.parametrize("winograd", [False, True])
-def test_torch_runner_matches_the_network(scale, winograd):
+def test_torch_runner_matches_the_network(scale, threads, winograd):
     if winograd and not nnpack_available():
         pytest.skip("this PyTorch has no NNPACK")
     model = _model(scale=scale)
-    x = torch.rand(1, 3, 22, 18)
-    runner = TorchRRDB(model, winograd=winograd)
+    x = torch.rand(1, 3, 26, 18)  # x4 with 3 threads: three trunk bands of 8 / 9 rows
+    runner = TorchRRDB(model, winograd=winograd, threads=threads)
     out = runner(x)
-    assert out.shape == (1, 3, 22 * scale, 18 * scale)
+    assert out.shape == (1, 3, 26 * scale, 18 * scale)
     # Winograd transforms round differently from direct convolution, at the 1e-5 level
     np.testing.assert_allclose(out, _reference(model, x), atol=1e-4 if winograd else 1e-5)
     if winograd:  # NNPACK really ran: its rounding differs from oneDNN's

@@ -6,16 +6,19 @@ same contract as calling the network. ``attach_backend(upscaler, backend)`` puts
 an ``Upscaler``'s network (its ``_infer`` calls ``self.net(x)``).
 
 Why the default is faster (see ``scripts/benchmark_inference.py``): ESRGAN is 3x3 convolutions
-(17.9 M multiply-accumulates per input pixel for x4plus), and PyTorch's oneDNN computes them
-directly. Winograd F(6,3) needs about 2-3x fewer multiplications for the same result (to ~1e-5);
-NNPACK, compiled into PyTorch's x86 and ARM builds, implements it. Memory: the upsampling tail's
-activations at 4x / 16x the tile's pixels are the largest tensors, so the tail runs in row
-stripes; dense blocks fill one buffer instead of concatenating a new tensor per convolution.
+(17.9 M multiply-accumulates per input pixel for x4plus), which PyTorch's oneDNN computes
+directly. Winograd F(6,3) needs 2-3x fewer multiplications for the same result (to ~1e-5);
+NNPACK, compiled into PyTorch's x86 and ARM builds, implements it, single-threaded per call. The
+threads then work on horizontal bands of the tile (exact: one halo row per band, refreshed
+after every convolution). Memory: the upsampling tail's activations at 4x / 16x the tile's
+pixels are the largest tensors, so the tail runs in row stripes; dense blocks fill one buffer
+instead of concatenating a new tensor per convolution.
 
 Backends (all fp32, CPU; each matches the PyTorch network to ~1e-5 or better):
 
 * ``torch`` (default): ``TorchRRDB`` for RRDB generators (NNPACK Winograd convolutions where
-  available, buffer-filled dense blocks, striped tail); any other model: the network itself.
+  available, parallel bands, buffer-filled dense blocks, striped tail); any other model: the
+  network itself (channels_last).
 * ``ncnn``: x4 / x8 RRDB generators on ncnn's CPU runtime (PyPI ``ncnn``; Winograd too; about
   as fast as ``torch`` but its convolution workspaces need several times more memory).
 * ``onnxruntime``, ``openvino``: the ONNX export of the network on those runtimes (whole tile;
@@ -29,6 +32,8 @@ import copy
 import importlib.util
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +52,9 @@ TileFn = Callable[[torch.Tensor], torch.Tensor]
 TAIL_HALO = 2
 # Feature rows per tail stripe: chosen so one output-resolution activation (num_feat channels,
 # float32) of a stripe stays near this size.
-TAIL_STRIPE_BYTES = 32 << 20
+TAIL_STRIPE_BYTES = 16 << 20
 MIN_STRIPE_ROWS = 8
+MIN_BAND_ROWS = 8  # trunk bands thinner than this are not worth a thread
 # NNPACK handles the 64/32-channel convs; the 3-channel first and last ones stay with oneDNN.
 NNPACK_MIN_CHANNELS = 16
 DENSE_CONVS = 5  # convolutions per residual dense block
@@ -75,22 +81,25 @@ def _stripe_rows(num_feat: int, width: int, out_per_row: int) -> int:
     return max(MIN_STRIPE_ROWS, TAIL_STRIPE_BYTES // max(row_bytes, 1))
 
 
-def run_tail_in_stripes(feat: torch.Tensor, tail: TileFn, factor: int, rows: int) -> torch.Tensor:
+def run_tail_in_stripes(feat: torch.Tensor, tail: TileFn, factor: int, rows: int,
+                        map_fn: Callable = map) -> torch.Tensor:
     """``tail(feat)`` computed ``rows`` feature rows at a time, each with ``TAIL_HALO`` rows of context.
 
     ``factor``: output rows per feature row. Exact because the tail's receptive field is smaller
     than the halo: the halo rows' outputs (touched by the stripe's zero padding) are cropped.
+    ``map_fn``: how the stripes are mapped (e.g. a thread pool's ``map``, results in order).
     """
     height = feat.shape[2]
     if rows >= height:
         return tail(feat)
-    pieces = []
-    for top in range(0, height, rows):
-        bottom = min(top + rows, height)
+    spans = [(top, min(top + rows, height)) for top in range(0, height, rows)]
+
+    def stripe(span: tuple[int, int]) -> torch.Tensor:
+        top, bottom = span
         lo, hi = max(top - TAIL_HALO, 0), min(bottom + TAIL_HALO, height)
-        out = tail(feat[:, :, lo:hi])
-        pieces.append(out[:, :, (top - lo) * factor: (bottom - lo) * factor])
-    return torch.cat(pieces, dim=2)
+        return tail(feat[:, :, lo:hi])[:, :, (top - lo) * factor: (bottom - lo) * factor]
+
+    return torch.cat(list(map_fn(stripe, spans)), dim=2)
 
 
 def nnpack_available() -> bool:
@@ -101,20 +110,68 @@ def nnpack_available() -> bool:
         return False
 
 
-class TorchRRDB:
-    """An RRDB generator run by hand in PyTorch, NCHW, one image at a time.
+def _start_nnpack_pool(threads: int) -> None:
+    """Create NNPACK's thread pool with ``threads`` workers (PyTorch sizes it once, at the first NNPACK
+    call, from ``torch.get_num_threads()``; a pool that already exists keeps its size)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            torch._nnpack_spatial_convolution(torch.zeros(1, NNPACK_MIN_CHANNELS, 8, 8),
+                                              torch.zeros(NNPACK_MIN_CHANNELS, NNPACK_MIN_CHANNELS, 3, 3),
+                                              torch.zeros(NNPACK_MIN_CHANNELS), [1, 1], [1, 1])
+    finally:
+        torch.set_num_threads(previous)
 
-    * 3x3 convolutions with at least ``NNPACK_MIN_CHANNELS`` in and out channels go to NNPACK's
-      Winograd F(6,3) kernels (``torch._nnpack_spatial_convolution``, shipped inside PyTorch) when
-      ``winograd`` (default: where available); the others, and all without NNPACK, to ``F.conv2d``.
-    * Dense blocks write each conv's output into one preallocated feature buffer and feed the
-      next conv a leading channel slice of it (contiguous in NCHW), instead of ``torch.cat``-ing
-      a new tensor per conv; LeakyReLU writes straight into the buffer; the 0.2-scaled residual
-      adds are single ``torch.add(..., alpha=0.2)`` passes.
-    * The upsampling tail runs in row stripes (see ``run_tail_in_stripes``).
+
+def _inference_call(fn: Callable, item):
+    """``fn(item)`` in inference mode, which is per thread: pool threads must enter it themselves."""
+    with torch.inference_mode():
+        return fn(item)
+
+
+class _Band:
+    """Rows ``[top, bottom)`` of the trunk, with two feature buffers holding one halo row above and below.
+
+    Halo rows at the image's top / bottom edge stay zero: they are the convolutions' zero padding.
     """
 
-    def __init__(self, model: LoadedModel, winograd: bool | None = None) -> None:
+    def __init__(self, top: int, bottom: int, channels: int, width: int, like: torch.Tensor) -> None:
+        self.top, self.bottom, self.rows = top, bottom, bottom - top
+        self.buffers = [like.new_empty(1, channels, self.rows + 2, width) for _ in range(2)]
+        for buf in self.buffers:
+            buf[:, :, 0].zero_()
+            buf[:, :, -1].zero_()
+        self.current = 0
+        self.rrdb_in: torch.Tensor | None = None
+
+    @property
+    def buf(self) -> torch.Tensor:
+        return self.buffers[self.current]
+
+    @property
+    def other(self) -> torch.Tensor:
+        return self.buffers[1 - self.current]
+
+
+class TorchRRDB:
+    """An RRDB generator run by hand in PyTorch (NCHW), exact to float rounding.
+
+    * Winograd: 3x3 convolutions with at least ``NNPACK_MIN_CHANNELS`` in and out channels go to
+      NNPACK's Winograd F(6,3) kernels (``torch._nnpack_spatial_convolution``, shipped inside
+      PyTorch) when ``winograd`` (default: where available); the others, and all without NNPACK,
+      to ``F.conv2d``.
+    * Threads: the trunk is cut into ``threads`` horizontal bands, each with a one-row halo that is
+      refreshed from its neighbours after every convolution (domain decomposition: exact), and
+      the bands run concurrently, one single-threaded convolution each. NNPACK's own thread pool
+      scales poorly (about 1.3x on 2 cores); independent bands scale nearly linearly.
+    * Dense blocks write each conv's output into the band's feature buffer and feed the next
+      conv a leading channel slice of it (contiguous in NCHW) instead of ``torch.cat``-ing a new
+      tensor per conv; LeakyReLU writes into the buffer; 0.2-scaled residual adds are one pass.
+    * The upsampling tail runs in row stripes (see ``run_tail_in_stripes``), concurrently too.
+    """
+
+    def __init__(self, model: LoadedModel, winograd: bool | None = None, threads: int | None = None) -> None:
         if not _is_rrdb(model):
             raise BackendUnavailable(f"{model.name}: the striped runner needs an RRDB generator with nearest "
                                      "upsampling")
@@ -130,40 +187,88 @@ class TorchRRDB:
         self.winograd = nnpack_available() if winograd is None else winograd
         if self.winograd and not nnpack_available():
             raise BackendUnavailable("this PyTorch build has no NNPACK (Winograd convolutions)")
+        if self.winograd:
+            _start_nnpack_pool(1)  # calls run on the calling (band) thread: the bands are the parallelism
+        self.threads = _threads(threads)
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="rrdb") if self.threads > 1 else None
 
-    def conv(self, x: torch.Tensor, name: str) -> torch.Tensor:
+    def _map(self, fn: Callable, items: list) -> list:
+        if self._pool is None or len(items) < 2:
+            return [fn(item) for item in items]
+        return list(self._pool.map(partial(_inference_call, fn), items))
+
+    def conv(self, x: torch.Tensor, name: str, pad_rows: bool = True) -> torch.Tensor:
+        """3x3 convolution ``name``; ``pad_rows=False`` for band inputs that carry their halo rows."""
         weight, bias = self.params[name]
+        padding = [1 if pad_rows else 0, 1]
         if self.winograd and min(weight.shape[:2]) >= NNPACK_MIN_CHANNELS:
-            return torch._nnpack_spatial_convolution(x, weight, bias, [1, 1], [1, 1])
-        return F.conv2d(x, weight, bias, padding=1)
+            return torch._nnpack_spatial_convolution(x, weight, bias, padding, [1, 1])
+        return F.conv2d(x, weight, bias, padding=tuple(padding))
+
+    # -- trunk, band by band ------------------------------------------------------------------
+
+    def _bands(self, feat: torch.Tensor) -> list[_Band]:
+        height, width = feat.shape[2:]
+        count = max(1, min(self.threads, height // MIN_BAND_ROWS))
+        edges = [round(i * height / count) for i in range(count + 1)]
+        channels = self.num_feat + (DENSE_CONVS - 1) * self.num_grow
+        bands = [_Band(edges[i], edges[i + 1], channels, width, feat) for i in range(count)]
+        nf = self.num_feat
+        for band in bands:
+            band.buf[:, :nf, 1:-1] = feat[:, :, band.top:band.bottom]
+        self._exchange(bands, slice(0, nf), current=True)
+        return bands
+
+    @staticmethod
+    def _exchange(bands: list[_Band], channels: slice, current: bool) -> None:
+        """Refresh the halo rows of ``channels`` from the neighbouring bands' edge rows."""
+        for upper, lower in zip(bands, bands[1:], strict=False):
+            up = upper.buf if current else upper.other
+            low = lower.buf if current else lower.other
+            low[:, channels, 0] = up[:, channels, -2]
+            up[:, channels, -1] = low[:, channels, 1]
+
+    def _dense_conv(self, band: _Band, name: str, k: int) -> None:
+        nf, ng = self.num_feat, self.num_grow
+        buf = band.buf
+        y = self.conv(buf[:, : nf + (k - 1) * ng], name, pad_rows=False)
+        torch._C._nn.leaky_relu(y, LRELU_SLOPE, out=buf[:, nf + (k - 1) * ng: nf + k * ng, 1:-1])
+
+    def _rdb_out(self, band: _Band, name: str, last: bool) -> None:
+        nf = self.num_feat
+        x = band.buf[:, :nf, 1:-1]
+        y = self.conv(band.buf, name, pad_rows=False)
+        out = band.other[:, :nf, 1:-1]
+        if last:  # the RRDB's own residual: in + 0.2 * (rdb3_in + 0.2 * y)
+            torch.add(band.rrdb_in, torch.add(x, y, alpha=RESIDUAL_SCALE), alpha=RESIDUAL_SCALE, out=out)
+        else:
+            torch.add(x, y, alpha=RESIDUAL_SCALE, out=out)
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         """``(1, C, H, W)`` image -> ``conv_first + conv_body(body(.))`` features."""
         if self.unshuffle > 1:
             x = F.pixel_unshuffle(x, self.unshuffle)
         feat = self.conv(x, "conv_first")
-        height, width = feat.shape[2:]
         nf, ng = self.num_feat, self.num_grow
-        buffers = [feat.new_empty(1, nf + (DENSE_CONVS - 1) * ng, height, width) for _ in range(2)]
-        buffers[0][:, :nf] = feat
-        current = 0
+        bands = self._bands(feat)
         for block in range(self.num_block):
-            rrdb_in = buffers[current][:, :nf].clone()
+            for band in bands:
+                band.rrdb_in = band.buf[:, :nf, 1:-1].clone()
             for rdb in range(1, 4):
-                buf, out = buffers[current], buffers[1 - current]
                 prefix = f"body.{block}.rdb{rdb}."
                 for k in range(1, DENSE_CONVS):
-                    y = self.conv(buf[:, : nf + (k - 1) * ng], f"{prefix}conv{k}")
-                    torch._C._nn.leaky_relu(y, LRELU_SLOPE, out=buf[:, nf + (k - 1) * ng: nf + k * ng])
-                y = self.conv(buf, f"{prefix}conv{DENSE_CONVS}")
-                if rdb < 3:
-                    torch.add(buf[:, :nf], y, alpha=RESIDUAL_SCALE, out=out[:, :nf])
-                else:  # the RRDB's own residual: in + 0.2 * (rdb3_in + 0.2 * y)
-                    y = torch.add(buf[:, :nf], y, alpha=RESIDUAL_SCALE)
-                    torch.add(rrdb_in, y, alpha=RESIDUAL_SCALE, out=out[:, :nf])
-                current = 1 - current
-        body = buffers[current][:, :nf]
-        return feat.add_(self.conv(body, "conv_body"))
+                    self._map(partial(self._dense_conv, name=f"{prefix}conv{k}", k=k), bands)
+                    self._exchange(bands, slice(nf + (k - 1) * ng, nf + k * ng), current=True)
+                self._map(partial(self._rdb_out, name=f"{prefix}conv{DENSE_CONVS}", last=rdb == 3), bands)
+                self._exchange(bands, slice(0, nf), current=False)
+                for band in bands:
+                    band.current = 1 - band.current
+        bodies = self._map(lambda band: self.conv(band.buf[:, :nf], "conv_body", pad_rows=False), bands)
+        for band, body in zip(bands, bodies, strict=True):
+            feat[:, :, band.top:band.bottom] += body
+        return feat
+
+    # -- tail --------------------------------------------------------------------------------
 
     def tail(self, feat: torch.Tensor) -> torch.Tensor:
         """Trunk features -> image: nearest x2 + conv + LeakyReLU per stage, conv_hr, conv_last."""
@@ -175,12 +280,21 @@ class TorchRRDB:
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        outputs = []
-        for image in x.detach().float():
-            feat = self.trunk(image[None].contiguous())
-            rows = _stripe_rows(self.num_feat, feat.shape[3], self.factor)
-            outputs.append(run_tail_in_stripes(feat, self.tail, self.factor, rows))
-        return torch.cat(outputs)
+        # The bands / stripes are the parallelism; PyTorch's OpenMP threads, which spin-wait after
+        # every op, would only take cores from them.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            outputs = []
+            for image in x.detach().float():
+                feat = self.trunk(image[None].contiguous())
+                rows = _stripe_rows(self.num_feat, feat.shape[3], self.factor)
+                rows = min(rows, -(-feat.shape[2] // self.threads))  # at least one stripe per thread
+                outputs.append(run_tail_in_stripes(feat, self.tail, self.factor, rows,
+                                                   lambda fn, spans: self._map(fn, spans)))
+            return torch.cat(outputs)
+        finally:
+            torch.set_num_threads(threads)
 
 
 class NcnnRRDB:
@@ -296,7 +410,8 @@ def make_tile_fn(model: LoadedModel, backend: str = "torch", threads: int | None
                  winograd: bool | None = None) -> TileFn:
     """A CPU fp32 ``tile_fn`` for ``model`` on ``backend`` (see the module docstring).
 
-    ``threads``: for ncnn / onnxruntime / openvino (default: ``torch.get_num_threads()``).
+    ``threads``: worker threads (default: ``torch.get_num_threads()``); for the torch backend this
+    sizes NNPACK's pool, which PyTorch creates once per process.
     ``winograd``: torch backend only; None = NNPACK where this PyTorch has it.
 
     Raises:
@@ -305,7 +420,7 @@ def make_tile_fn(model: LoadedModel, backend: str = "torch", threads: int | None
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "torch":
-        return TorchRRDB(model, winograd) if _is_rrdb(model) else _plain_torch(model)
+        return TorchRRDB(model, winograd, threads) if _is_rrdb(model) else _plain_torch(model)
     if backend == "ncnn":
         return NcnnRRDB(model, threads)
     return _OnnxRunner(model, backend, threads)
