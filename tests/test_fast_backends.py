@@ -59,6 +59,19 @@ def test_torch_runner_matches_the_network(scale, threads, winograd):
         assert not torch.equal(out, TorchRRDB(model, winograd=False)(x))
 
 
+def test_more_bands_than_threads(monkeypatch):
+    """Bands are also capped by size (BAND_BYTES): four 8-row bands on two threads, still exact."""
+    from realesrgan_ext.inference import fast_backends
+
+    monkeypatch.setattr(fast_backends, "BAND_BYTES", 1)
+    model = _model()
+    x = torch.rand(1, 3, 32, 12)
+    runner = TorchRRDB(model, winograd=False, threads=2)
+    with torch.inference_mode():
+        assert len(runner._bands(runner.conv(x, "conv_first"))) == 4
+    np.testing.assert_allclose(runner(x), _reference(model, x), atol=1e-5)
+
+
 def test_striped_tail_is_exact():
     model = _model()
     runner = TorchRRDB(model, winograd=False)
