@@ -52,7 +52,7 @@ TileFn = Callable[[torch.Tensor], torch.Tensor]
 TAIL_HALO = 2
 # Feature rows per tail stripe: chosen so one output-resolution activation (num_feat channels,
 # float32) of a stripe stays near this size.
-TAIL_STRIPE_BYTES = 32 << 20
+TAIL_STRIPE_BYTES = 16 << 20
 MIN_STRIPE_ROWS = 16  # the 2-row halos cost at most 25 % more of the tail (8 % of the work)
 MIN_BAND_ROWS = 8  # trunk bands thinner than this are not worth a thread
 # Trunk bands are also cut so one band's feature buffer stays near this size: NNPACK's per-thread
@@ -215,6 +215,8 @@ class TorchRRDB:
         channels = self.num_feat + (DENSE_CONVS - 1) * self.num_grow
         max_rows = max(MIN_BAND_ROWS, BAND_BYTES // (channels * 4 * width))
         count = max(1, min(self.threads, height // MIN_BAND_ROWS), -(-height // max_rows))
+        if count > self.threads:  # a whole number of bands per thread: each step waits for the slowest
+            count = min(-(-count // self.threads) * self.threads, max(1, height // MIN_BAND_ROWS))
         edges = [round(i * height / count) for i in range(count + 1)]
         bands = [_Band(edges[i], edges[i + 1], channels, width, feat) for i in range(count)]
         nf = self.num_feat
