@@ -16,6 +16,15 @@ def _seed_everything():
     torch.manual_seed(0)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread: on shared cores, spinning thread pools cost seconds per call."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return

@@ -22,12 +22,7 @@ from realesrgan_ext.inference.upscaler import Upscaler
 SMALL = {"num_feat": 16, "num_block": 1, "num_grow_ch": 16}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(**settings):

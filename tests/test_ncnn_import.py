@@ -23,13 +23,7 @@ from realesrgan_ext.inference.ncnn_import import (
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One thread each for torch and ncnn: on shared cores, spinning thread pools cost seconds per call."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _official_files(name):

@@ -18,12 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
