@@ -1,8 +1,10 @@
 """Train with BasicSR's own loop: ``python train.py -opt options/esrgan_x4.yml [--auto_resume]``.
 
 Importing ``realesrgan_ext`` applies the basicsr compatibility fixes and registers our
-architectures, datasets, losses and models; ``experiments/`` and ``tb_logger/`` are written
-next to this file. Several processes: ``torchrun --nproc_per_node=N train.py -opt ... --launcher pytorch``.
+architectures, datasets, losses and models; the option file is then validated (an unknown or
+contradictory key stops the run with its name and the nearest valid one), and ``experiments/``
+and ``tb_logger/`` are written next to this file.
+Several processes: ``torchrun --nproc_per_node=N train.py -opt ... --launcher pytorch``.
 """
 
 from pathlib import Path
@@ -13,6 +15,9 @@ import realesrgan_ext  # noqa: F401  (fixes basicsr and registers the plugin; mu
 def main() -> None:
     from basicsr.train import train_pipeline  # imported after the plugin on purpose
 
+    from realesrgan_ext.option_validation import validate_option_file_from_argv
+
+    validate_option_file_from_argv()
     train_pipeline(str(Path(__file__).resolve().parent))
 
 

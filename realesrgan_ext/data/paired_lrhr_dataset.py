@@ -51,6 +51,10 @@ class PairedLRHRDataset(Dataset):
     RGB float tensors in [0, 1].
     """
 
+    # Keys read beyond BasicSR's dataloader keys (checked by ``realesrgan_ext.option_validation``).
+    option_keys = frozenset({"dataroot_gt", "dataroot_lq", "io_backend", "meta_info_file", "filename_tmpl",
+                             "gt_size", "use_hflip", "use_rot"})
+
     def __init__(self, opt: dict[str, Any]):
         self.opt = opt
         self.scale = int(opt["scale"])

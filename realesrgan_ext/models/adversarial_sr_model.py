@@ -37,9 +37,30 @@ def _set_requires_grad(net: torch.nn.Module, flag: bool) -> None:
 class AdversarialSRModel(SRModel):
     """Generator (+ optional discriminator) trained with pixel, perceptual and GAN losses."""
 
+    # Option keys this class reads beyond BasicSR's (``realesrgan_ext.option_validation``):
+    # ``{section: keys}``, ``""`` = top level; a subclass lists only its own additions.
+    option_keys: dict[str, frozenset[str]] = {"train": frozenset(LOSS_OPTION_KEYS.values())}
+
+    @classmethod
+    def option_conflicts(cls, opt: dict[str, Any]) -> list[str]:
+        """Contradictory option combinations, one message each (empty when consistent)."""
+        train_opt, problems = opt.get("train") or {}, []
+        if train_opt.get("gan_opt") and not opt.get("network_d"):
+            problems.append("train.gan_opt: set but network_d is missing (the GAN term would be dropped)")
+        if opt.get("network_d") and not train_opt.get("gan_opt"):
+            problems.append("network_d: set but train.gan_opt is missing (the discriminator would not train)")
+        if opt.get("network_d") and not train_opt.get("optim_d"):
+            problems.append("train.optim_d: missing, network_d needs an optimizer")
+        if not any(train_opt.get(k) for k in (*LOSS_OPTION_KEYS.values(), "gan_opt")):
+            problems.append("train: configure at least one of pixel_opt, perceptual_opt, gan_opt")
+        return problems
+
     # ---- set-up -------------------------------------------------------------------------
     def init_training_settings(self) -> None:
         train_opt = self.opt["train"]
+        conflicts = self.option_conflicts(self.opt)
+        if conflicts:
+            raise ValueError("; ".join(conflicts))
         self.net_g.train()
         self.ema_decay = train_opt.get("ema_decay", 0)
         if self.ema_decay > 0:
@@ -48,8 +69,6 @@ class AdversarialSRModel(SRModel):
                                  for name, key in LOSS_OPTION_KEYS.items() if train_opt.get(key)}
         self.net_d = self._build_discriminator() if self.opt.get("network_d") else None
         self.cri_gan = build_loss(dict(train_opt["gan_opt"])).to(self.device) if self.net_d else None
-        if not self.generator_losses and self.cri_gan is None:
-            raise ValueError("train: configure at least one of pixel_opt, perceptual_opt, gan_opt")
         self.net_d_iters = train_opt.get("net_d_iters", 1)
         self.net_d_init_iters = train_opt.get("net_d_init_iters", 0)
         self.setup_optimizers()
@@ -68,8 +87,6 @@ class AdversarialSRModel(SRModel):
     def _build_discriminator(self) -> torch.nn.Module:
         if self.opt["network_d"].get("type") is None:
             raise ValueError("network_d needs a 'type'")
-        if not self.opt["train"].get("gan_opt"):
-            raise ValueError("network_d is set but train.gan_opt is missing")
         net_d = self.model_to_device(build_network(dict(self.opt["network_d"])))
         self.print_network(net_d)
         load_path = self.opt["path"].get("pretrain_network_d")

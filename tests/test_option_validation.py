@@ -1,0 +1,162 @@
+"""Option files are validated at training start: unknown or contradictory keys are errors."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from basicsr.utils.registry import MODEL_REGISTRY
+
+from realesrgan_ext.models.adversarial_sr_model import AdversarialSRModel
+from realesrgan_ext.option_validation import (
+    OptionFileError,
+    merged_class_keys,
+    validate_option_file,
+    validate_option_file_from_argv,
+    validate_options,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = yaml.safe_load((REPO / "tests" / "data" / "tiny_esrgan_x4.yml").read_text())
+
+# BasicSR's own ESRGAN recipe (options/train/ESRGAN/train_ESRGAN_x4.yml), abridged: its keys stay valid.
+BASICSR_ESRGAN = {
+    "name": "ESRGAN", "model_type": "ESRGANModel", "scale": 4, "num_gpu": 1, "manual_seed": 0,
+    "datasets": {
+        "train": {"name": "DIV2K", "type": "PairedImageDataset", "dataroot_gt": "a", "dataroot_lq": "b",
+                  "filename_tmpl": "{}", "io_backend": {"type": "disk"}, "gt_size": 128, "use_hflip": True,
+                  "use_rot": True, "use_shuffle": True, "num_worker_per_gpu": 6, "batch_size_per_gpu": 16,
+                  "dataset_enlarge_ratio": 1, "prefetch_mode": None},
+        "val": {"name": "Set14", "type": "PairedImageDataset", "dataroot_gt": "c", "dataroot_lq": "d",
+                "io_backend": {"type": "disk"}}},
+    "network_g": {"type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_block": 23},
+    "network_d": {"type": "VGGStyleDiscriminator", "num_in_ch": 3, "num_feat": 64},
+    "path": {"pretrain_network_g": "x.pth", "strict_load_g": True, "resume_state": None},
+    "train": {
+        "ema_decay": 0.999,
+        "optim_g": {"type": "Adam", "lr": 1e-4, "weight_decay": 0, "betas": [0.9, 0.99]},
+        "optim_d": {"type": "Adam", "lr": 1e-4, "weight_decay": 0, "betas": [0.9, 0.99]},
+        "scheduler": {"type": "MultiStepLR", "milestones": [50000, 100000], "gamma": 0.5},
+        "total_iter": 400000, "warmup_iter": -1,
+        "pixel_opt": {"type": "L1Loss", "loss_weight": 1e-2, "reduction": "mean"},
+        "perceptual_opt": {"type": "PerceptualLoss", "layer_weights": {"conv5_4": 1}, "vgg_type": "vgg19",
+                           "use_input_norm": True, "range_norm": False, "perceptual_weight": 1.0,
+                           "style_weight": 0, "criterion": "l1"},
+        "gan_opt": {"type": "GANLoss", "gan_type": "vanilla", "real_label_val": 1.0, "fake_label_val": 0.0,
+                    "loss_weight": 5e-3},
+        "net_d_iters": 1, "net_d_init_iters": 0},
+    "val": {"val_freq": 5000, "save_img": True,
+            "metrics": {"psnr": {"type": "calculate_psnr", "crop_border": 4, "test_y_channel": False}}},
+    "logger": {"print_freq": 100, "save_checkpoint_freq": 5000, "use_tb_logger": True,
+               "wandb": {"project": None, "resume_id": None}},
+    "dist_params": {"backend": "nccl", "port": 29500},
+}
+
+
+def problems_of(opt):
+    with pytest.raises(OptionFileError) as info:
+        validate_options(opt, "my.yml")
+    assert str(info.value).startswith("my.yml: ")
+    return info.value.problems
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "options").glob("*.yml")) + [REPO / "tests/data/tiny_esrgan_x4.yml"],
+                         ids=lambda p: p.name)
+def test_shipped_option_files_are_valid(path):
+    validate_option_file(path)
+
+
+def test_basicsr_own_recipe_stays_valid():
+    validate_options(BASICSR_ESRGAN, "basicsr.yml")
+
+
+def test_misspelt_loss_key_names_the_nearest(tmp_path):
+    opt = copy.deepcopy(TINY)
+    opt["train"]["perceptul_opt"] = opt["train"].pop("perceptual_opt")
+    path = tmp_path / "typo.yml"
+    path.write_text(yaml.safe_dump(opt))
+    with pytest.raises(OptionFileError) as info:
+        validate_option_file(path)
+    message = str(info.value)
+    assert str(path) in message and "train.perceptul_opt: unknown key (did you mean 'perceptual_opt'?)" in message
+
+
+@pytest.mark.parametrize(("section", "bad", "good"), [
+    ("network_g", "num_blocks", "num_block"),
+    ("network_d", "input_sise", "input_size"),
+    ("datasets.train", "gt_szie", "gt_size"),
+    ("datasets.val", "dataroot_gtt", "dataroot_gt"),
+    ("train", "ema_decai", "ema_decay"),
+    ("train.pixel_opt", "loss_wieght", "loss_weight"),
+    ("train.perceptual_opt", "layer_weight", "layer_weights"),
+    ("train.gan_opt", "loss_weights", "loss_weight"),
+    ("train.optim_g", "betass", "betas"),
+    ("train.scheduler", "milestone", "milestones"),
+    ("val", "val_freqq", "val_freq"),
+    ("val.metrics.psnr", "crop_bordr", "crop_border"),
+    ("logger", "print_frq", "print_freq"),
+    ("path", "pretrain_network_gg", "pretrain_network_g"),
+    ("", "manual_sead", "manual_seed"),
+])
+def test_unknown_key_anywhere_is_an_error(section, bad, good):
+    opt = copy.deepcopy(TINY)
+    node = opt
+    for part in filter(None, section.split(".")):
+        node = node[part]
+    node[bad] = 1
+    where = f"{section}.{bad}" if section else bad
+    assert problems_of(opt) == [f"{where}: unknown key (did you mean {good!r}?)"]
+
+
+def test_unregistered_types_are_errors():
+    opt = copy.deepcopy(TINY)
+    opt["network_g"]["type"] = "RRDBGenerater"
+    opt["train"]["optim_g"]["type"] = "Adamm"
+    problems = problems_of(opt)
+    assert problems[0].startswith("network_g.type: 'RRDBGenerater' is not registered")
+    assert "(did you mean 'RRDBGenerator'?)" in problems[0]
+    assert problems[1].startswith("train.optim_g.type: 'Adamm' is not a torch.optim optimizer")
+
+
+def test_gan_without_discriminator_and_discriminator_without_gan_are_errors():
+    opt = copy.deepcopy(TINY)
+    del opt["network_d"]
+    assert problems_of(opt) == ["train.gan_opt: set but network_d is missing (the GAN term would be dropped)"]
+    opt = copy.deepcopy(TINY)
+    opt["train"]["gan_opt"] = None
+    assert any(p.startswith("network_d: set but train.gan_opt is missing") for p in problems_of(opt))
+
+
+def test_the_model_itself_refuses_gan_without_discriminator(tmp_path):
+    from test_adversarial_sr_model import make_model
+
+    with pytest.raises(ValueError, match="train.gan_opt: set but network_d is missing"):
+        make_model(tmp_path, with_d=False)
+
+
+def test_sections_declared_by_a_model_subclass_are_checked(monkeypatch):
+    """A subclass declares only its additions; base keys and its own section both validate."""
+
+    class DegradingModel(AdversarialSRModel):
+        option_keys = {"": {"degradation"}, "train": {"queue_size"}, "degradation": {"blur_prob", "noise_range"}}
+
+    monkeypatch.setitem(MODEL_REGISTRY._obj_map, "DegradingModel", DegradingModel)
+    merged = merged_class_keys(DegradingModel)
+    assert {"pixel_opt", "queue_size"} <= merged["train"] and merged["degradation"] == {"blur_prob", "noise_range"}
+    opt = copy.deepcopy(TINY)
+    opt.update(model_type="DegradingModel", degradation={"blur_prob": 0.5, "noise_rnage": [1, 30]})
+    opt["train"]["queue_size"] = 16
+    assert problems_of(opt) == ["degradation.noise_rnage: unknown key (did you mean 'noise_range'?)"]
+    opt["model_type"] = "AdversarialSRModel"  # the base class does not read these keys
+    assert set(problems_of(opt)) >= {"degradation: unknown key", "train.queue_size: unknown key"}
+
+
+def test_train_py_front_exits_with_the_problems(tmp_path):
+    opt = copy.deepcopy(TINY)
+    opt["network_g"]["num_blocks"] = 2
+    path = tmp_path / "bad.yml"
+    path.write_text(yaml.safe_dump(opt))
+    with pytest.raises(SystemExit) as info:
+        validate_option_file_from_argv(["-opt", str(path), "--auto_resume"])
+    assert "network_g.num_blocks" in str(info.value.code) and str(path) in str(info.value.code)
+    validate_option_file_from_argv(["-opt", str(REPO / "tests/data/tiny_esrgan_x4.yml")])
