@@ -6,11 +6,13 @@ configures, and the discriminator is updated on its own loss. Vanilla vs. relati
 is the choice of ``gan_opt.type``; the loss object knows whether it needs ``D(HR)`` for the
 generator. Without ``network_d`` the model trains the generator alone (PSNR stage).
 Subclasses (e.g. Real-ESRGAN's synthetic degradations) override ``feed_data`` or
-``loss_targets`` rather than the step.
+``loss_targets`` rather than the step. Speed options (``train.speed``: mixed precision,
+channels_last, compile, optimizer kernels, gradient accumulation) live in ``training_speed``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import OrderedDict
 from typing import Any
@@ -22,6 +24,7 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from realesrgan_ext.models.training_speed import TrainingSpeed
 from realesrgan_ext.registry import register_into
 from realesrgan_ext.utils.checkpoint import atomic_torch_save
 
@@ -31,6 +34,17 @@ LOSS_OPTION_KEYS = {"l_g_pix": "pixel_opt", "l_g_percep": "perceptual_opt"}
 def _set_requires_grad(net: torch.nn.Module, flag: bool) -> None:
     for p in net.parameters():
         p.requires_grad = flag
+
+
+def _snapshot_buffers(*nets: torch.nn.Module | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Copies of the nets' buffers (BatchNorm running statistics), to undo a skipped step's forward."""
+    return [(buf, buf.detach().clone()) for net in nets if net is not None for buf in net.buffers()]
+
+
+def _restore_buffers(snapshot: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    with torch.no_grad():
+        for buf, saved in snapshot:
+            buf.copy_(saved)
 
 
 @register_into(MODEL_REGISTRY)
@@ -56,6 +70,18 @@ class AdversarialSRModel(SRModel):
         return problems
 
     # ---- set-up -------------------------------------------------------------------------
+    def __init__(self, opt: dict[str, Any]) -> None:
+        # parsed before SRModel.__init__ builds net_g, so model_to_device can apply it
+        self.speed = TrainingSpeed.from_options((opt.get("train") or {}).get("speed") if opt["is_train"] else None)
+        self.scalers: dict[int, torch.amp.GradScaler] = {}
+        self._accumulated: dict[int, int] = {}
+        super().__init__(opt)
+
+    def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
+        """channels_last / compile (``train.speed``) before the device move and DDP wrapping."""
+        self.speed.check_device(self.device)
+        return super().model_to_device(self.speed.prepare_network(net.to(self.device)))
+
     def init_training_settings(self) -> None:
         train_opt = self.opt["train"]
         conflicts = self.option_conflicts(self.opt)
@@ -103,6 +129,10 @@ class AdversarialSRModel(SRModel):
         if self.net_d is not None:
             self.optimizer_d = self._make_optimizer(self.net_d, train_opt["optim_d"])
             self.optimizers.append(self.optimizer_d)
+        for optimizer in self.optimizers:
+            scaler = self.speed.make_scaler(self.device)
+            if scaler is not None:
+                self.scalers[id(optimizer)] = scaler
 
     def _make_optimizer(self, net: torch.nn.Module, optim_opt: dict[str, Any]) -> torch.optim.Optimizer:
         return self.get_optimizer(optim_opt["type"], [p for p in net.parameters() if p.requires_grad],
@@ -113,7 +143,7 @@ class AdversarialSRModel(SRModel):
         optimizer_class = getattr(torch.optim, optim_type, None)
         if not (isinstance(optimizer_class, type) and issubclass(optimizer_class, torch.optim.Optimizer)):
             raise ValueError(f"unknown optimizer {optim_type!r}: use a torch.optim class name such as Adam")
-        return optimizer_class(params, lr, **kwargs)
+        return optimizer_class(params, lr, **{**self.speed.optimizer_kwargs(optimizer_class), **kwargs})
 
     # ---- the training step ------------------------------------------------------------------
     def loss_targets(self) -> dict[str, torch.Tensor]:
@@ -121,11 +151,16 @@ class AdversarialSRModel(SRModel):
         return {"l_g_pix": self.gt, "l_g_percep": self.gt, "gan": self.gt}
 
     def optimize_parameters(self, current_iter: int) -> None:
-        self.output = self.net_g(self.lq)
-        targets = self.loss_targets()
+        buffers = _snapshot_buffers(self.net_g, self.net_d)
+        with self.speed.autocast(self.device):
+            self.output = self.net_g(self.speed.prepare_input(self.lq))
+        targets = {name: self.speed.prepare_input(t) for name, t in self.loss_targets().items()}
         log = OrderedDict()
         if self._generator_step_due(current_iter):
-            self._step(self.optimizer_g, self._generator_loss(targets, log), "generator", current_iter)
+            with self.speed.autocast(self.device):
+                loss = self._generator_loss(targets, log)
+            if not self._step(self.optimizer_g, self.net_g, loss, "generator", current_iter):
+                _restore_buffers(buffers)  # the skipped step's forward must not move BatchNorm statistics
         if self.net_d is not None:
             self._discriminator_step(targets["gan"], log, current_iter)
         if self.skipped_steps:  # the same on every rank: skipping is decided together
@@ -153,26 +188,50 @@ class AdversarialSRModel(SRModel):
 
     def _discriminator_step(self, real: torch.Tensor, log: OrderedDict, current_iter: int) -> None:
         _set_requires_grad(self.net_d, True)
-        real_logits = self.net_d(real)
-        fake_logits = self.net_d(self.output.detach())
-        l_d_real, l_d_fake = self.cri_gan.discriminator_loss(real_logits, fake_logits)
-        self._step(self.optimizer_d, l_d_real + l_d_fake, "discriminator", current_iter)
+        buffers = _snapshot_buffers(self.net_d)
+        with self.speed.autocast(self.device):
+            real_logits = self.net_d(real)
+            fake_logits = self.net_d(self.output.detach())
+            l_d_real, l_d_fake = self.cri_gan.discriminator_loss(real_logits, fake_logits)
+        if not self._step(self.optimizer_d, self.net_d, l_d_real + l_d_fake, "discriminator", current_iter):
+            _restore_buffers(buffers)
         log.update(l_d_real=l_d_real, l_d_fake=l_d_fake,
                    out_d_real=real_logits.detach().mean(), out_d_fake=fake_logits.detach().mean())
 
     skipped_steps = 0  # optimizer steps refused because a loss was not finite
 
-    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, what: str, current_iter: int) -> None:
-        """Backward and step, unless the loss is NaN/inf on any process (then all skip together,
-        so DDP's gradient all-reduce stays in step and no weight is poisoned)."""
-        optimizer.zero_grad(set_to_none=True)
-        if not self._finite_on_every_rank(loss):
+    def _step(self, optimizer: torch.optim.Optimizer, net: torch.nn.Module, loss: torch.Tensor, what: str,
+              current_iter: int) -> bool:
+        """Backward, and step at the end of each accumulation window; False when the loss is
+        NaN/inf on any process (then all skip its backward together, so DDP's gradient
+        all-reduce stays in step and no weight is poisoned)."""
+        finite = self._finite_on_every_rank(loss)
+        if finite:
+            self._backward(optimizer, net, loss, current_iter)
+        else:
             self.skipped_steps += 1
             get_root_logger().warning(f"iter {current_iter}: non-finite {what} loss, step skipped "
                                       f"({self.skipped_steps} so far); check the data and learning rate")
-            return
-        loss.backward()
-        optimizer.step()
+        if self.speed.is_step_iteration(current_iter) and self._accumulated.get(id(optimizer)):
+            scaler = self.scalers.get(id(optimizer))
+            if scaler is None:
+                optimizer.step()
+            else:
+                scaler.step(optimizer)
+                scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            self._accumulated[id(optimizer)] = 0
+        return finite
+
+    def _backward(self, optimizer: torch.optim.Optimizer, net: torch.nn.Module, loss: torch.Tensor,
+                  current_iter: int) -> None:
+        """Accumulate ``loss / grad_accum_steps``; DDP all-reduces only on the window's last iteration."""
+        scaler = self.scalers.get(id(optimizer))
+        loss = loss / self.speed.grad_accum_steps
+        defer_sync = not self.speed.is_step_iteration(current_iter) and hasattr(net, "no_sync")
+        with net.no_sync() if defer_sync else contextlib.nullcontext():
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+        self._accumulated[id(optimizer)] = self._accumulated.get(id(optimizer), 0) + 1
 
     def _finite_on_every_rank(self, loss: torch.Tensor) -> bool:
         finite = torch.isfinite(loss.detach()).to(torch.float32)
