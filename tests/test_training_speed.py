@@ -1,10 +1,15 @@
 """train.speed options: each one checked for correctness on CPU against the plain fp32 step."""
 
+import copy
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 from test_adversarial_sr_model import batch, make_model, snapshot
 
 from realesrgan_ext.models.training_speed import TrainingSpeed
+from realesrgan_ext.option_validation import OptionFileError, validate_options
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -159,3 +164,12 @@ def test_mixed_precision_step_on_cuda(tmp_path, precision):
     assert model.output.dtype == {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
     after = snapshot(model.net_g)
     assert all(torch.isfinite(v).all() for v in after.values()) and max_difference(before, after) > 0
+
+
+def test_option_file_validation_accepts_speed_and_names_a_bad_one():
+    opt = yaml.safe_load((Path(__file__).parent / "data" / "tiny_esrgan_x4.yml").read_text())
+    opt["train"]["speed"] = {"precision": "bf16", "channels_last": True, "grad_accum_steps": 2}
+    validate_options(copy.deepcopy(opt), "my.yml")
+    opt["train"]["speed"]["chanels_last"] = True
+    with pytest.raises(OptionFileError, match=r"train.speed: unknown key\(s\) \['chanels_last'\]"):
+        validate_options(opt, "my.yml")

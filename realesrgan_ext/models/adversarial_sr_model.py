@@ -53,7 +53,7 @@ class AdversarialSRModel(SRModel):
 
     # Option keys this class reads beyond BasicSR's (``realesrgan_ext.option_validation``):
     # ``{section: keys}``, ``""`` = top level; a subclass lists only its own additions.
-    option_keys: dict[str, frozenset[str]] = {"train": frozenset(LOSS_OPTION_KEYS.values())}
+    option_keys: dict[str, frozenset[str]] = {"train": frozenset({*LOSS_OPTION_KEYS.values(), "speed"})}
 
     @classmethod
     def option_conflicts(cls, opt: dict[str, Any]) -> list[str]:
@@ -67,6 +67,10 @@ class AdversarialSRModel(SRModel):
             problems.append("train.optim_d: missing, network_d needs an optimizer")
         if not any(train_opt.get(k) for k in (*LOSS_OPTION_KEYS.values(), "gan_opt")):
             problems.append("train: configure at least one of pixel_opt, perceptual_opt, gan_opt")
+        try:
+            TrainingSpeed.from_options(train_opt.get("speed"))
+        except ValueError as error:
+            problems.append(str(error))
         return problems
 
     # ---- set-up -------------------------------------------------------------------------
