@@ -9,6 +9,6 @@ from realesrgan_ext import compat
 
 compat.apply()
 
-from realesrgan_ext import archs, data, losses, models  # noqa: E402,F401  (registration)
+from realesrgan_ext import archs, data, losses, metrics, models  # noqa: E402,F401  (registration)
 
 __version__ = "0.1.0"

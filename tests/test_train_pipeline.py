@@ -59,6 +59,9 @@ def test_train_validate_checkpoint_and_auto_resume(tmp_path):
         assert re.search(rf"{term}: -?\d\.\d+e[+-]\d+", log), f"{term} not logged"
     psnr = [float(v) for v in re.findall(r"# psnr: ([\d.]+)", log)]
     assert len(psnr) == 3 and all(0 < v < 60 for v in psnr)  # iterations 2 and 4, and the final one
+    stlpips = [float(v) for v in re.findall(r"# stlpips: ([\d.]+)", log)]
+    assert len(stlpips) == 3 and all(0 < v < 1 for v in stlpips)  # the perceptual metric, best = lowest
+    assert f"# stlpips: {stlpips[-1]:.4f}\tBest: {min(stlpips):.4f}" in log
     assert (exp / "visualization" / "v0" / "v0_4.png").is_file()
     assert list((tmp_path / "tb_logger" / "tiny_esrgan").glob("events.out.tfevents.*"))
 
