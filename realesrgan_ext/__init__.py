@@ -1,14 +1,21 @@
-"""realesrgan_ext: ESRGAN / Real-ESRGAN parts registered into BasicSR's registries.
+"""realesrgan_ext: ESRGAN / Real-ESRGAN parts for BasicSR, and a basicsr-free inference engine.
 
-Importing the package applies the basicsr compatibility fixes (``compat``) and then
-imports each part module, whose decorators register it, so BasicSR option files can name
-our architectures, datasets, losses and models by ``type``.
+Importing the package imports nothing heavy: the networks (``realesrgan_ext.archs.*``), the
+data tools and ``realesrgan_ext.inference`` work without basicsr. Training needs our classes in
+BasicSR's registries: call ``realesrgan_ext.register()`` first (``train.py`` does), which applies
+the basicsr compatibility fixes (``compat``) and registers our architectures, datasets, losses,
+models and metrics, so BasicSR option files can name them by ``type``.
 """
 
-from realesrgan_ext import compat
-
-compat.apply()
-
-from realesrgan_ext import archs, data, losses, metrics, models  # noqa: E402,F401  (registration)
-
 __version__ = "0.1.0"
+
+
+def register() -> None:
+    """Apply ``compat`` and register every part into BasicSR's registries; idempotent.
+
+    Call it before importing anything of basicsr (``compat`` must patch basicsr first).
+    """
+    from realesrgan_ext import compat, registry
+
+    compat.apply()
+    registry.register_all()

@@ -24,7 +24,7 @@ Where the valid keys come from (each part declares its own, so adding a part add
   ``option_keys`` (BasicSR's own) has only its ``type`` checked.
 * ``val.metrics.<name>``: the metric function's named parameters, plus ``better``.
 
-The registries must be filled (``import realesrgan_ext``) before validating.
+The registries must be filled (``realesrgan_ext.register()``) before validating.
 """
 
 from __future__ import annotations

@@ -1,19 +1,39 @@
-"""Idempotent registration into BasicSR's registries.
+"""Lazy, idempotent registration into BasicSR's registries.
 
-BasicSR's ``Registry.register`` asserts on a name it already holds, so importing a plugin
-module twice (``importlib.reload``, or two import paths) would fail. ``register_into``
+Why lazy: ``import basicsr`` imports all of basicsr (every dataset, model and metric), which
+costs seconds; the networks, the data tools and inference do not need it. So part modules only
+*record* their classes with ``@register_part(kind)`` (no basicsr import), and
+``realesrgan_ext.register()`` applies ``compat``, imports every part module (``*_arch``,
+``*_dataset``, ``*_loss``, ``*_model``, ``*_metric``) and pushes the recorded classes into BasicSR's
+registries (``register_all``). A class recorded after that (a module imported or reloaded
+later) is pushed at once.
+
+Why idempotent: BasicSR's ``Registry.register`` asserts on a name it already holds, so a
+module imported twice (``importlib.reload``, two import paths) would fail. ``register_into``
 skips a name already bound to the same class (same module and qualified name) and still
 refuses a different class under a taken name.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
-from typing import TypeVar
-
-from basicsr.utils.registry import Registry
+from pathlib import Path
+from typing import Any, TypeVar
 
 T = TypeVar("T", bound=type)
+
+# kind -> (subpackage whose modules hold that kind, module name suffix, basicsr registry name)
+PART_KINDS = {
+    "arch": ("archs", "_arch", "ARCH_REGISTRY"),
+    "dataset": ("data", "_dataset", "DATASET_REGISTRY"),
+    "loss": ("losses", "_loss", "LOSS_REGISTRY"),
+    "model": ("models", "_model", "MODEL_REGISTRY"),
+    "metric": ("metrics", "_metric", "METRIC_REGISTRY"),
+}
+_recorded: dict[str, dict[str, type]] = {kind: {} for kind in PART_KINDS}
+_pushed = False  # register_all has run: later records go straight into basicsr
 
 
 def _same_definition(a: object, b: object) -> bool:
@@ -21,8 +41,8 @@ def _same_definition(a: object, b: object) -> bool:
         getattr(b, "__module__", None), getattr(b, "__qualname__", None))
 
 
-def register_into(registry: Registry) -> Callable[[T], T]:
-    """Class decorator: register ``cls`` in ``registry`` under its class name, once."""
+def register_into(registry: Any) -> Callable[[T], T]:
+    """Class decorator: register ``cls`` in a basicsr ``Registry`` under its class name, once."""
 
     def decorator(cls: T) -> T:
         name = cls.__name__
@@ -39,15 +59,56 @@ def register_into(registry: Registry) -> Callable[[T], T]:
     return decorator
 
 
-def import_part_modules(package: str, package_dir: str, suffix: str) -> list[str]:
-    """Import every ``*<suffix>.py`` module of a part package so its classes register.
+def register_part(kind: str) -> Callable[[T], T]:
+    """Class decorator for part modules: record ``cls`` as a ``kind`` ('arch', 'dataset', 'loss',
+    'model', 'metric') without importing basicsr; ``register_all`` puts it into basicsr's registry."""
+    if kind not in PART_KINDS:
+        raise ValueError(f"kind must be one of {sorted(PART_KINDS)}, got {kind!r}")
 
-    Used by ``archs``, ``data``, ``losses`` and ``models``: adding a part is adding a file.
-    """
-    import importlib
-    import pkgutil
+    def decorator(cls: T) -> T:
+        existing = _recorded[kind].get(cls.__name__)
+        if existing is not None and not _same_definition(existing, cls):
+            raise KeyError(f"two {kind} classes named '{cls.__name__}' ({existing.__module__}, {cls.__module__})")
+        _recorded[kind][cls.__name__] = cls
+        if _pushed:
+            register_into(_basicsr_registry(kind))(cls)
+        return cls
 
-    names = sorted(m.name for m in pkgutil.iter_modules([package_dir]) if m.name.endswith(suffix))
+    return decorator
+
+
+def recorded(kind: str) -> dict[str, type]:
+    """Name -> class of every ``kind`` part recorded so far (importing a part module records its classes)."""
+    return dict(_recorded[kind])
+
+
+def import_part_modules(kind: str) -> list[str]:
+    """Import every part module of ``kind`` (``archs/*_arch.py`` ...) so its classes are recorded;
+    returns their names. Adding a part is adding a file."""
+    subpackage, suffix, _ = PART_KINDS[kind]
+    package = f"{__package__}.{subpackage}"
+    folder = Path(__file__).parent / subpackage
+    names = sorted(m.name for m in pkgutil.iter_modules([str(folder)]) if m.name.endswith(suffix))
     for name in names:
         importlib.import_module(f"{package}.{name}")
     return names
+
+
+def _basicsr_registry(kind: str) -> Any:
+    from basicsr.utils import registry
+
+    return getattr(registry, PART_KINDS[kind][2])
+
+
+def register_all() -> None:
+    """Import every part module and push the recorded classes into basicsr's registries (idempotent).
+
+    Needs ``compat.apply()`` first (``realesrgan_ext.register()`` does both).
+    """
+    global _pushed
+    for kind in PART_KINDS:
+        import_part_modules(kind)
+    for kind, classes in _recorded.items():
+        for cls in classes.values():
+            register_into(_basicsr_registry(kind))(cls)
+    _pushed = True

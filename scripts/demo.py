@@ -20,7 +20,6 @@ from pathlib import Path
 
 import yaml
 
-import realesrgan_ext  # noqa: F401  (basicsr fixes before any basicsr import below)
 from realesrgan_ext.tools.lmdb_writer import make_lmdb_pair
 from realesrgan_ext.tools.sample_data import prepare_sample_data
 from realesrgan_ext.tools.training_plots import plot_training

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-import realesrgan_ext  # noqa: F401  (applies basicsr fixes, registers our classes)
+import realesrgan_ext
+
+realesrgan_ext.register()  # applies basicsr fixes, registers our classes (before any basicsr import)
 
 
 @pytest.fixture(autouse=True)

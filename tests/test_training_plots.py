@@ -76,7 +76,8 @@ def exp_dir(tmp_path_factory) -> Path:
     _write_pairs(root / "data" / "train", 4, seed=1)
     _write_pairs(root / "data" / "val", 2, seed=2)
     (root / "opt.yml").write_text(yaml.safe_dump(_options(root), sort_keys=False))
-    code = f"import realesrgan_ext; from basicsr.train import train_pipeline; train_pipeline({str(root)!r})"
+    code = ("import realesrgan_ext; realesrgan_ext.register(); from basicsr.train import train_pipeline; "
+            f"train_pipeline({str(root)!r})")
     proc = subprocess.run([sys.executable, "-c", code, "-opt", "opt.yml"], cwd=root, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -1,7 +1,5 @@
-"""Network architectures (ARCH_REGISTRY): one `*_arch.py` file each."""
+"""Network architectures: one `*_arch.py` file each, importable without basicsr.
 
-from pathlib import Path
-
-from realesrgan_ext.registry import import_part_modules
-
-REGISTERED_MODULES = import_part_modules(__name__, str(Path(__file__).parent), "_arch")
+Each class is marked ``@register_part("arch")``; ``realesrgan_ext.register()`` puts it into
+BasicSR's ARCH_REGISTRY.
+"""

@@ -10,12 +10,11 @@ ESRGAN / Real-ESRGAN / Real-ESRNet checkpoints load with ``strict=True``. Scale 
 from __future__ import annotations
 
 import torch
-from basicsr.archs.arch_util import default_init_weights
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from realesrgan_ext.registry import register_into
+from realesrgan_ext.archs.weight_init import scaled_kaiming_init
+from realesrgan_ext.registry import register_part
 
 RESIDUAL_SCALE = 0.2  # ESRGAN scales every residual branch by 0.2 for stable training of deep nets
 RDB_INIT_SCALE = 0.1  # kaiming init scaled down in dense blocks, as ESRGAN / BasicSR do
@@ -42,7 +41,7 @@ class ResidualDenseBlock(nn.Module):
             out_ch = num_feat if k == DENSE_LAYERS else num_grow_ch
             setattr(self, f"conv{k}", nn.Conv2d(num_feat + (k - 1) * num_grow_ch, out_ch, 3, 1, 1))
         self.lrelu = nn.LeakyReLU(negative_slope=LRELU_SLOPE, inplace=True)
-        default_init_weights([getattr(self, f"conv{k}") for k in range(1, DENSE_LAYERS + 1)], RDB_INIT_SCALE)
+        scaled_kaiming_init([getattr(self, f"conv{k}") for k in range(1, DENSE_LAYERS + 1)], RDB_INIT_SCALE)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = [x]
@@ -65,7 +64,7 @@ class RRDB(nn.Module):
         return self.rdb3(self.rdb2(self.rdb1(x))) * RESIDUAL_SCALE + x
 
 
-@register_into(ARCH_REGISTRY)
+@register_part("arch")
 class RRDBGenerator(nn.Module):
     """ESRGAN generator: conv, ``num_block`` RRDBs + conv with a long skip, x2 upsampling stages, two convs.
 

@@ -10,11 +10,10 @@ shift between training patches and full test images and cause colour artefacts.
 from __future__ import annotations
 
 import torch
-from basicsr.archs.arch_util import default_init_weights
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from realesrgan_ext.registry import register_into
+from realesrgan_ext.archs.weight_init import scaled_kaiming_init
+from realesrgan_ext.registry import register_part
 
 HEAD_TAIL_KERNEL = 9  # SRGAN's wide first and last convolutions
 BODY_KERNEL = 3
@@ -42,13 +41,13 @@ class SRResidualBlock(nn.Module):
             nn.PReLU(),
             *_conv_norm(num_feat, num_feat, BODY_KERNEL, use_batchnorm),
         )
-        default_init_weights(self.body, RESBLOCK_INIT_SCALE)
+        scaled_kaiming_init(self.body, RESBLOCK_INIT_SCALE)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
 
 
-@register_into(ARCH_REGISTRY)
+@register_part("arch")
 class SRResNetGenerator(nn.Module):
     """SRGAN / SRResNet generator.
 

@@ -17,10 +17,9 @@ Layer names follow BasicSR's ``VGGStyleDiscriminator`` (``conv{i}_0``, ``bn{i}_0
 from __future__ import annotations
 
 import torch
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from realesrgan_ext.registry import register_into
+from realesrgan_ext.registry import register_part
 
 MIN_INPUT_SIZE = 32
 HEAD_MAP_SIZE = 4  # spatial size the last map is pooled to before the linear head
@@ -40,7 +39,7 @@ def auto_num_stages(input_size: int) -> int:
     return stages
 
 
-@register_into(ARCH_REGISTRY)
+@register_part("arch")
 class VGGDiscriminator(nn.Module):
     """VGG-style discriminator: one real/fake logit per image, for square patches of ``input_size``.
 

@@ -268,13 +268,15 @@ def _load_rrdb(state: dict[str, torch.Tensor], source: str, settings: Mapping[st
 
 def _load_registered(arch_type: str, opts: dict[str, Any], state: dict[str, torch.Tensor],
                      source: str) -> LoadedModel:
-    """A checkpoint whose ``'arch'`` names another ARCH_REGISTRY class (e.g. SRResNetGenerator)."""
-    from basicsr.utils.registry import ARCH_REGISTRY
+    """A checkpoint whose ``'arch'`` names another of our architectures (e.g. SRResNetGenerator)."""
+    from realesrgan_ext import registry
 
-    if arch_type not in ARCH_REGISTRY:
-        raise ModelLoadError(f"{source}: its 'arch' names {arch_type!r}, which no registered architecture is")
+    registry.import_part_modules("arch")
+    archs = registry.recorded("arch")
+    if arch_type not in archs:
+        raise ModelLoadError(f"{source}: its 'arch' names {arch_type!r}, which no registered architecture of realesrgan_ext is")
     try:
-        module = ARCH_REGISTRY.get(arch_type)(**opts)
+        module = archs[arch_type](**opts)
         module.load_state_dict(state, strict=True)
     except (TypeError, ValueError, RuntimeError) as err:
         raise ModelLoadError(f"{source}: weights do not fit {arch_type}({opts}): {err}") from err

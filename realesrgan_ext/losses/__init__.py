@@ -1,7 +1,8 @@
-"""Losses (LOSS_REGISTRY): one `*_loss.py` file each."""
+"""Losses (LOSS_REGISTRY): one `*_loss.py` file each; ``realesrgan_ext.register()`` registers them.
 
-from pathlib import Path
+Loss modules import basicsr, so importing this package applies the basicsr fixes first.
+"""
 
-from realesrgan_ext.registry import import_part_modules
+from realesrgan_ext import compat
 
-REGISTERED_MODULES = import_part_modules(__name__, str(Path(__file__).parent), "_loss")
+compat.apply()

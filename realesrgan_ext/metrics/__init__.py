@@ -1,7 +1,9 @@
-"""Validation metrics (METRIC_REGISTRY): one `*_metric.py` file each, next to BasicSR's PSNR / SSIM."""
+"""Validation metrics (METRIC_REGISTRY): one `*_metric.py` file each, next to BasicSR's PSNR / SSIM.
 
-from pathlib import Path
+Metric modules import basicsr, so importing this package applies the basicsr fixes first;
+``realesrgan_ext.register()`` registers them.
+"""
 
-from realesrgan_ext.registry import import_part_modules
+from realesrgan_ext import compat
 
-REGISTERED_MODULES = import_part_modules(__name__, str(Path(__file__).parent), "_metric")
+compat.apply()

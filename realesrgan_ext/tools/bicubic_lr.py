@@ -37,7 +37,10 @@ def bicubic_downscale(img: np.ndarray, scale: int, source: str = "image") -> np.
 
     Both sides must be multiples of ``scale`` (see ``mod_crop``).
     """
-    from basicsr.utils.matlab_functions import imresize  # needs realesrgan_ext.compat applied first
+    from realesrgan_ext import compat
+
+    compat.apply()  # basicsr imports only once patched
+    from basicsr.utils.matlab_functions import imresize
 
     h, w = img.shape[:2]
     if scale < 1 or h % scale or w % scale:

@@ -141,6 +141,9 @@ def sr_checkpoints(exp_dir: str | Path, name: str) -> dict[int, Path]:
 
 def image_metric(img: np.ndarray, hr: np.ndarray, metric_opt: dict[str, Any]) -> float:
     """One full-reference metric of ``img`` against ``hr`` (uint8 BGR), through basicsr's registry."""
+    from realesrgan_ext import compat
+
+    compat.apply()  # basicsr imports only once patched
     from basicsr.metrics import calculate_metric
 
     return float(calculate_metric({"img": img, "img2": hr}, dict(metric_opt)))
