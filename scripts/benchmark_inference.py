@@ -156,9 +156,10 @@ def run_child(job: dict) -> dict:
     """Runs in a fresh process: imports, set-up, warm-up, timed runs; memory relative to the imports."""
     import torch  # noqa: F401  (counted in the import baseline, as are the runtimes below)
 
-    import realesrgan_ext  # noqa: F401  (first: it makes basicsr importable on current torchvision)
-
     if job["config"] == "realesrganer":
+        import realesrgan_ext
+
+        realesrgan_ext.register()  # first: it makes basicsr importable on current torchvision
         import basicsr.archs.rrdbnet_arch  # noqa: F401
         import realesrgan.utils  # noqa: F401
     else:
@@ -235,7 +236,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    import realesrgan_ext  # noqa: F401
     from realesrgan_ext.inference.model_loader import load_model
     from realesrgan_ext.inference.ncnn_import import official_model_path
 

@@ -274,7 +274,8 @@ def _load_registered(arch_type: str, opts: dict[str, Any], state: dict[str, torc
     registry.import_part_modules("arch")
     archs = registry.recorded("arch")
     if arch_type not in archs:
-        raise ModelLoadError(f"{source}: its 'arch' names {arch_type!r}, which no registered architecture of realesrgan_ext is")
+        raise ModelLoadError(f"{source}: its 'arch' names {arch_type!r}, which no registered architecture "
+                             "of realesrgan_ext is")
     try:
         module = archs[arch_type](**opts)
         module.load_state_dict(state, strict=True)
