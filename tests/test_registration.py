@@ -25,7 +25,7 @@ def test_inference_networks_and_data_tools_import_without_basicsr():
 
 
 def test_register_fills_basicsr_registries_and_is_idempotent():
-    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
+    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
     realesrgan_ext.register()
     realesrgan_ext.register()
@@ -33,7 +33,7 @@ def test_register_fills_basicsr_registries_and_is_idempotent():
 
     assert ARCH_REGISTRY.get("RRDBGenerator") is RRDBGenerator
     for kind, reg in (("arch", ARCH_REGISTRY), ("dataset", DATASET_REGISTRY), ("loss", LOSS_REGISTRY),
-                      ("model", MODEL_REGISTRY)):
+                      ("model", MODEL_REGISTRY), ("metric", METRIC_REGISTRY)):
         assert registry.import_part_modules(kind), kind
         for name, cls in registry.recorded(kind).items():
             assert reg.get(name) is cls
