@@ -1,0 +1,179 @@
+"""RealESRGANSRModel against basicsr's RealESRNetModel / RealESRGANModel: same data in, same numbers out.
+
+basicsr's classes hard-code ``.cuda()``; the tests make it a no-op so they run on CPU. Their
+``filter2D`` also fails on CPU after JPEG (a non-contiguous tensor meets ``.view``); the tests
+hand it a contiguous copy, which changes no value.
+"""
+
+import copy
+import random
+
+import numpy as np
+import pytest
+import torch
+from basicsr.models import build_model
+
+from realesrgan_ext.data.degradation_kernels import sample_kernel_batch
+from realesrgan_ext.data.degradation_options import DegradationOptions
+from realesrgan_ext.data.training_pair_pool import TrainingPairPool
+from realesrgan_ext.models.realesrgan_sr_model import usm_sharpen_options
+
+GT_SIZE, BATCH = 32, 2
+NETWORK_G = {"type": "SRVGGNetCompact", "num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_conv": 2,
+             "upscale": 4, "act_type": "prelu"}
+NETWORK_D = {"type": "UNetDiscriminatorSN", "num_in_ch": 3, "num_feat": 8, "skip_connection": True}
+
+
+@pytest.fixture
+def no_cuda_calls(monkeypatch):
+    import basicsr.models.realesrgan_model
+    import basicsr.models.realesrnet_model
+    from basicsr.utils.img_process_util import filter2D
+
+    monkeypatch.setattr(torch.nn.Module, "cuda", lambda self, *a, **k: self)
+    monkeypatch.setattr(torch.Tensor, "cuda", lambda self, *a, **k: self)
+    for module in (basicsr.models.realesrgan_model, basicsr.models.realesrnet_model):
+        monkeypatch.setattr(module, "filter2D", lambda img, kernel: filter2D(img.contiguous(), kernel))
+
+
+def basicsr_degradation_keys(options: DegradationOptions) -> dict:
+    """Real-ESRGAN's top-level keys for the same pipeline (what its option files spell out)."""
+    first, second = options.first, options.second
+    return {"resize_prob": list(first.resize_prob), "resize_range": list(first.resize_range),
+            "gaussian_noise_prob": first.gaussian_noise_prob, "noise_range": list(first.noise_range),
+            "poisson_scale_range": list(first.poisson_scale_range), "gray_noise_prob": first.gray_noise_prob,
+            "jpeg_range": list(first.jpeg_range), "second_blur_prob": second.blur_prob,
+            "resize_prob2": list(second.resize_prob), "resize_range2": list(second.resize_range),
+            "gaussian_noise_prob2": second.gaussian_noise_prob, "noise_range2": list(second.noise_range),
+            "poisson_scale_range2": list(second.poisson_scale_range), "gray_noise_prob2": second.gray_noise_prob,
+            "jpeg_range2": list(second.jpeg_range)}
+
+
+def make_pair(tmp_path, gan: bool, pool_size: int = 2 * BATCH):
+    """(ours, basicsr's) models with identical weights; Real-ESRGAN (gan) or Real-ESRNet."""
+    common = {"name": "parity", "scale": 4, "num_gpu": 0, "dist": False, "is_train": True, "rank": 0,
+              "world_size": 1, "network_g": NETWORK_G,
+              "path": {"models": str(tmp_path), "training_states": str(tmp_path), "pretrain_network_g": None},
+              # lr 1e-4: Adam's first step moves a weight by ~lr whatever its gradient's size, so float
+              # rounding in a near-zero gradient (D's loss is backpropagated as one sum here, as two
+              # terms there) shows up as up to ~lr/1000; at 1e-4 that is well inside the tolerance
+              "train": {"ema_decay": 0.9, "optim_g": {"type": "Adam", "lr": 1e-4, "betas": [0.9, 0.99]},
+                        "scheduler": {"type": "MultiStepLR", "milestones": [100], "gamma": 0.5}}}
+    if gan:
+        common["network_d"] = NETWORK_D
+        common["train"]["optim_d"] = {"type": "Adam", "lr": 1e-4, "betas": [0.9, 0.99]}
+    ours = copy.deepcopy(common)
+    ours.update(model_type="RealESRGANSRModel", datasets={"train": {"gt_size": GT_SIZE}})
+    ours["train"].update(pixel_opt={"type": "PixelLoss", "criterion": "l1", "loss_weight": 1.0}, pool_size=pool_size,
+                         usm_sharpen={"lr_input": True, "pixel": True, "perceptual": True, "gan": False})
+    theirs = copy.deepcopy(common)
+    theirs.update(model_type="RealESRGANModel_basicsr" if gan else "RealESRNetModel_basicsr", gt_size=GT_SIZE,
+                  queue_size=pool_size, gt_usm=True, l1_gt_usm=True, percep_gt_usm=True, gan_gt_usm=False,
+                  **basicsr_degradation_keys(DegradationOptions()))
+    theirs["train"]["pixel_opt"] = {"type": "L1Loss", "loss_weight": 1.0}
+    if gan:
+        ours["train"]["gan_opt"] = {"type": "VanillaGANLoss", "loss_weight": 0.1}
+        theirs["train"]["gan_opt"] = {"type": "GANLoss", "gan_type": "vanilla", "loss_weight": 0.1}
+    model, reference = build_model(ours), build_model(theirs)
+    for name in ("net_g", "net_g_ema") + (("net_d",) if gan else ()):
+        getattr(model, name).load_state_dict(getattr(reference, name).state_dict())
+    return model, reference
+
+
+def hr_batch(seed: int) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    small = torch.rand(BATCH, 3, 10, 10, generator=g)
+    gt = torch.nn.functional.interpolate(small, size=(80, 80), mode="bicubic", align_corners=False).clamp(0, 1)
+    random.seed(seed)
+    np.random.seed(seed)
+    return {"gt": gt, **sample_kernel_batch(DegradationOptions(), BATCH)}
+
+
+def feed_both(model, reference, data: dict, seed: int) -> None:
+    for m in (model, reference):
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        m.feed_data({k: v.clone() for k, v in data.items()})
+
+
+def params(net):
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def assert_same_state(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=lambda m, key=key: f"{key}: {m}")
+
+
+@pytest.mark.slow
+def test_feed_data_degradation_and_pool_match_basicsr_realesrgan(tmp_path, no_cuda_calls):
+    model, reference = make_pair(tmp_path, gan=True)
+    for step in range(4):  # two batches fill the pool, then it exchanges
+        feed_both(model, reference, hr_batch(step), seed=100 + step)
+        assert model.lq.shape == (BATCH, 3, GT_SIZE // 4, GT_SIZE // 4)
+        torch.testing.assert_close(model.lq, reference.lq, rtol=0, atol=1e-6)
+        torch.testing.assert_close(model.gt, reference.gt, rtol=0, atol=0)
+        targets = model.loss_targets()
+        torch.testing.assert_close(targets["l_g_pix"], reference.gt_usm)
+        assert targets["gan"] is model.gt
+
+
+def test_feed_data_lr_matches_basicsr_realesrnet(tmp_path, no_cuda_calls):
+    model, reference = make_pair(tmp_path, gan=False, pool_size=BATCH)
+    feed_both(model, reference, hr_batch(0), seed=3)
+    torch.testing.assert_close(model.lq, reference.lq, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("gan", [False, True], ids=["realesrnet", "realesrgan"])
+def test_one_iteration_equals_basicsr(tmp_path, no_cuda_calls, gan):
+    """Given the same LR batch and weights: same generator, discriminator and EMA after one step."""
+    model, reference = make_pair(tmp_path, gan=gan)
+    g = torch.Generator().manual_seed(1)
+    lq, gt = torch.rand(BATCH, 3, 8, 8, generator=g), torch.rand(BATCH, 3, GT_SIZE, GT_SIZE, generator=g)
+    model.lq, model.gt = lq, gt
+    reference.lq = lq
+    sharpened = reference.usm_sharpener(gt)
+    if gan:  # RealESRGANModel keeps gt and its sharpened copy; RealESRNetModel sharpens gt itself (gt_usm)
+        reference.gt, reference.gt_usm = gt, sharpened
+    else:
+        reference.gt = sharpened
+    model.optimize_parameters(1)
+    reference.optimize_parameters(1)
+    for name in ("net_g", "net_g_ema") + (("net_d",) if gan else ()):
+        assert_same_state(params(getattr(model, name)), params(getattr(reference, name)))
+    ours, theirs = model.get_current_log(), reference.get_current_log()
+    assert ours["l_g_pix"] == pytest.approx(theirs["l_g_pix" if gan else "l_pix"], rel=1e-5)
+    for key in ("l_g_gan", "l_d_real", "l_d_fake", "out_d_real", "out_d_fake") if gan else ():
+        assert ours[key] == pytest.approx(theirs[key], rel=1e-5), key
+
+
+def test_paired_batches_skip_the_pipeline(tmp_path, no_cuda_calls):
+    model, _ = make_pair(tmp_path, gan=False)
+    lq, gt = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 32, 32)
+    model.feed_data({"lq": lq, "gt": gt})
+    assert torch.equal(model.lq, lq) and torch.equal(model.gt, gt)
+
+
+def test_usm_sharpen_options():
+    assert usm_sharpen_options(None) == {"lr_input": True, "pixel": True, "perceptual": True, "gan": False}
+    assert usm_sharpen_options({"gan": True})["gan"] is True
+    with pytest.raises(ValueError, match="pixle.*allowed: lr_input, pixel, perceptual, gan"):
+        usm_sharpen_options({"pixle": False})
+
+
+def test_pool_mixes_batches_and_checks_size():
+    pool = TrainingPairPool(4)
+    seen = set()
+    for i in range(10):
+        lq, gt = torch.full((2, 1, 1, 1), float(i)), torch.full((2, 1, 2, 2), float(i))
+        out_lq, out_gt = pool.exchange(lq, gt)
+        assert torch.equal(out_lq[:, :, 0, 0], out_gt[:, :, 0, 0])  # pairs stay pairs
+        seen.update(out_lq.flatten().tolist())
+        if i < 2:
+            assert torch.equal(out_lq, lq)
+    assert len(seen) >= 5
+    with pytest.raises(ValueError, match="multiple of the batch size 3"):
+        TrainingPairPool(4).exchange(torch.zeros(3, 1, 1, 1), torch.zeros(3, 1, 1, 1))
+    assert TrainingPairPool(0).exchange(lq, gt)[0] is lq
