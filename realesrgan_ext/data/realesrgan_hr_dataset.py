@@ -66,6 +66,10 @@ class RealESRGANHRDataset(Dataset):
     'kernel2', 'sinc_kernel', 'gt_path'}``: RGB float ``gt`` in [0, 1], float32 kernels.
     """
 
+    # Keys read beyond BasicSR's dataloader keys (checked by ``realesrgan_ext.option_validation``).
+    option_keys = frozenset({"dataroot_gt", "io_backend", "meta_info_file", "crop_size", "gt_size", "use_hflip",
+                             "use_rot", "degradation"})
+
     def __init__(self, opt: dict[str, Any]):
         self.opt = opt
         self.scale = int(opt.get("scale", 4))

@@ -49,6 +49,19 @@ class RealESRGANSRModel(AdversarialSRModel):
     ``pixel``, ``perceptual``, ``gan``: default true, true, true, false as Real-ESRGAN).
     """
 
+    option_keys = {"train": frozenset({"pool_size", "usm_sharpen"})}
+
+    @classmethod
+    def option_conflicts(cls, opt: dict[str, Any]) -> list[str]:
+        problems = super().option_conflicts(opt)
+        for check in (lambda: degradation_options_of(opt),
+                      lambda: usm_sharpen_options((opt.get("train") or {}).get("usm_sharpen"))):
+            try:
+                check()
+            except ValueError as error:
+                problems.append(str(error))
+        return problems
+
     def __init__(self, opt: dict[str, Any]):
         super().__init__(opt)
         train_dataset = (opt.get("datasets") or {}).get("train") or {}
