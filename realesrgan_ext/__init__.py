@@ -16,6 +16,8 @@ def register() -> None:
     Call it before importing anything of basicsr (``compat`` must patch basicsr first).
     """
     from realesrgan_ext import compat, registry
+    from realesrgan_ext.archs.basicsr_aliases import register_basicsr_aliases
 
     compat.apply()
     registry.register_all()
+    register_basicsr_aliases()

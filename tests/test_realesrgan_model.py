@@ -177,3 +177,14 @@ def test_pool_mixes_batches_and_checks_size():
     with pytest.raises(ValueError, match="multiple of the batch size 3"):
         TrainingPairPool(4).exchange(torch.zeros(3, 1, 1, 1), torch.zeros(3, 1, 1, 1))
     assert TrainingPairPool(0).exchange(lq, gt)[0] is lq
+
+
+def test_basicsr_realesrgan_networks_by_plain_name():
+    from basicsr.archs.discriminator_arch import UNetDiscriminatorSN
+    from basicsr.archs.srvgg_arch import SRVGGNetCompact
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    assert ARCH_REGISTRY.get("UNetDiscriminatorSN") is UNetDiscriminatorSN
+    assert ARCH_REGISTRY.get("SRVGGNetCompact") is SRVGGNetCompact
+    logits = UNetDiscriminatorSN(3, num_feat=8)(torch.rand(2, 3, 32, 32))
+    assert logits.shape == (2, 1, 32, 32)  # per-pixel logits: the GAN losses average over all of them

@@ -15,7 +15,6 @@ import cv2
 import numpy as np
 from basicsr.data.transforms import augment
 from basicsr.utils import img2tensor
-from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils.data import Dataset
 
 from realesrgan_ext.data.degradation_kernels import sample_kernels
@@ -23,7 +22,7 @@ from realesrgan_ext.data.degradation_options import parse_degradation_options
 from realesrgan_ext.data.image_io import load_training_image
 from realesrgan_ext.data.image_store import open_store
 from realesrgan_ext.data.pairing import read_meta_info
-from realesrgan_ext.registry import register_into
+from realesrgan_ext.registry import register_part
 
 DEFAULT_CROP_SIZE = 400  # Real-ESRGAN's (hard-coded there): room for blur and resize before the gt_size crop
 
@@ -55,7 +54,7 @@ def list_keys(store, meta_info_file: str | None) -> list[str]:
     return keys
 
 
-@register_into(DATASET_REGISTRY)
+@register_part("dataset")
 class RealESRGANHRDataset(Dataset):
     """HR images (folder, ``.lmdb`` or a meta-info list) for on-the-fly Real-ESRGAN degradation.
 

@@ -15,13 +15,12 @@ from typing import Any
 import torch
 from basicsr.data.transforms import paired_random_crop
 from basicsr.utils import USMSharp
-from basicsr.utils.registry import MODEL_REGISTRY
 
 from realesrgan_ext.data.degradation_options import degradation_options_of
 from realesrgan_ext.data.degradations import KERNEL_KEYS, degrade, make_jpeger
 from realesrgan_ext.data.training_pair_pool import TrainingPairPool
 from realesrgan_ext.models.adversarial_sr_model import AdversarialSRModel
-from realesrgan_ext.registry import register_into
+from realesrgan_ext.registry import register_part
 
 # train.usm_sharpen: which images are USM-sharpened (Real-ESRGAN's l1_gt_usm / percep_gt_usm / gan_gt_usm)
 USM_DEFAULTS = {"lr_input": True, "pixel": True, "perceptual": True, "gan": False}
@@ -39,7 +38,7 @@ def usm_sharpen_options(section: dict[str, Any] | None) -> dict[str, bool]:
     return {key: bool(section.get(key, default)) for key, default in USM_DEFAULTS.items()}
 
 
-@register_into(MODEL_REGISTRY)
+@register_part("model")
 class RealESRGANSRModel(AdversarialSRModel):
     """Generator (+ optional U-Net discriminator) trained on the second-order degradation pipeline.
 
