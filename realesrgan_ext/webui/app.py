@@ -1,0 +1,157 @@
+"""The Gradio page: upload images (or a zip), pick a model, compare before/after, download.
+
+``launch(settings)`` serves it on ``127.0.0.1`` unless another host is asked for. Gradio keeps
+uploads and the files it serves in ``OUTPUT/.gradio`` (``GRADIO_TEMP_DIR``, set before Gradio
+is imported), and each request writes its results to a new folder under ``OUTPUT``, so the
+page writes nowhere else (converting a bundled model on first use fills the weights cache, as
+the CLI does). One request runs at a time: the upscaler uses every core (or the GPU) anyway.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from realesrgan_ext.inference.model_loader import ModelLoadError
+from realesrgan_ext.inference.upscaler import PRECISIONS
+from realesrgan_ext.webui.model_choices import CHECKPOINT_SUFFIXES, UpscalerCache, list_models, resolve_choice
+from realesrgan_ext.webui.runs import RunReport, new_run_folder, upscale_uploads
+from realesrgan_ext.webui.uploads import UPLOAD_SUFFIXES, collect_uploads
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+LOCALHOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+DEFAULT_MAX_UPLOAD_MB = 50
+DEFAULT_MODEL = "realesrgan-x4plus"
+GRADIO_DIR = ".gradio"  # under the output folder: Gradio's uploads and served copies
+
+
+@dataclass
+class WebSettings:
+    """Where results go, where checkpoints are listed from, the device, and the upload limit."""
+
+    output: Path
+    experiments: Path
+    device: str = "auto"
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 2**20)
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (the only hosts served without ``--host``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def prepare_environment(settings: WebSettings) -> None:
+    """Point Gradio's upload/cache folder into the output folder and turn its analytics off;
+    must run before ``gradio`` is first imported (some of its modules read these at import)."""
+    settings.output.mkdir(parents=True, exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str((settings.output / GRADIO_DIR).resolve())
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+
+def run_request(settings: WebSettings, cache: UpscalerCache, files: list[str] | None, model: str | None,
+                checkpoint: str | None, outscale: float | None, tile: int | None, precision: str,
+                progress=None) -> tuple[str, RunReport | None]:
+    """Everything one click does, without Gradio: returns (status markdown, report or None)."""
+    progress = progress or (lambda fraction, text: None)
+    if not files:
+        return "Upload one or more images (or a .zip of images) first.", None
+    if outscale is not None and outscale < 0:
+        return f"**Error:** outscale must be > 0 (or 0 for the model's own scale), got {outscale}.", None
+    outscale = outscale or None  # 0 or empty: the model's scale
+    try:
+        progress(0.0, "loading the model")
+        path = Path(checkpoint) if checkpoint else resolve_choice(model or "", settings.experiments)
+        upscaler = cache.get(path, int(tile or 0), precision)
+    except (ModelLoadError, ValueError, FileNotFoundError, OSError) as err:
+        return f"**Error:** cannot use the model: {err}", None
+    images, failed = collect_uploads([Path(f) for f in files], settings.max_upload_bytes)
+    report = upscale_uploads(upscaler, images, new_run_folder(settings.output), outscale, progress, failed)
+    return f"{report.message()}\n\nModel: {upscaler.model.describe()}", report
+
+
+def build_app(settings: WebSettings) -> gr.Blocks:
+    """The page (call ``prepare_environment`` first when Gradio is not imported yet)."""
+    import gradio as gr
+
+    cache = UpscalerCache(settings.device)
+
+    def choices() -> list[tuple[str, str]]:
+        return [(c.label, c.value) for c in list_models(settings.experiments)]
+
+    def on_upscale(files, model, checkpoint, outscale, tile, precision, progress=gr.Progress()):
+        def report_progress(fraction: float, text: str) -> None:
+            progress(fraction, desc=text)
+
+        status, report = run_request(settings, cache, files, model, checkpoint, outscale, tile, precision,
+                                     report_progress)
+        if report is None:
+            return status, gr.update(choices=[], value=None), None, None, []
+        names = [c.name for c in report.comparisons]
+        first = (report.comparisons[0].before, report.comparisons[0].after) if names else None
+        return (status, gr.update(choices=names, value=names[0] if names else None), first,
+                [str(p) for p in report.downloads], report.comparisons)
+
+    def on_pick(name: str | None, comparisons: list[Any]):
+        match = next((c for c in comparisons if c.name == name), None)
+        return (match.before, match.after) if match else None
+
+    initial = choices()
+    default = DEFAULT_MODEL if any(value == DEFAULT_MODEL for _, value in initial) else None
+    with gr.Blocks(title="realesrgan_ext: upscale images", analytics_enabled=False) as app:
+        gr.Markdown("## Upscale images\nUpload images or a .zip of images, pick a model, press **Upscale**. "
+                    "Results keep the input's format (alpha, 16-bit and gray included).")
+        with gr.Row():
+            with gr.Column():
+                files = gr.File(label="Images or a .zip", file_count="multiple", file_types=list(UPLOAD_SUFFIXES),
+                                type="filepath", elem_id="inputs")
+                with gr.Row():
+                    model = gr.Dropdown(initial, value=default, label="Model", elem_id="model", scale=4)
+                    refresh = gr.Button("Refresh list", size="sm", scale=1)
+                checkpoint = gr.File(label="Or upload a checkpoint (used instead of the list)",
+                                     file_types=list(CHECKPOINT_SUFFIXES), type="filepath", elem_id="checkpoint")
+                outscale = gr.Number(label="Outscale (0: the model's own scale)", value=0, minimum=0,
+                                     elem_id="outscale")
+                tile = gr.Number(label="Tile side in input px (0: automatic)", value=0, precision=0, minimum=0,
+                                 elem_id="tile")
+                precision = gr.Dropdown(list(PRECISIONS), value="auto", label="Precision", elem_id="precision")
+                run = gr.Button("Upscale", variant="primary", elem_id="upscale")
+            with gr.Column():
+                status = gr.Markdown(elem_id="status")
+                pick = gr.Dropdown([], label="Compare", elem_id="pick")
+                compare = gr.ImageSlider(label="Before (input, enlarged) / after", format="png", image_mode=None,
+                                         elem_id="compare")
+                downloads = gr.File(label="Download", file_count="multiple", interactive=False, elem_id="downloads")
+        comparisons = gr.State([])
+        refresh.click(lambda: gr.update(choices=choices()), None, model)
+        run.click(on_upscale, [files, model, checkpoint, outscale, tile, precision],
+                  [status, pick, compare, downloads, comparisons])
+        pick.change(on_pick, [pick, comparisons], compare)
+    return app
+
+
+def launch(settings: WebSettings, host: str = LOCALHOST, port: int = DEFAULT_PORT) -> None:
+    """Serve the page until interrupted (``host`` other than loopback only when the caller asks)."""
+    prepare_environment(settings)
+    if not is_loopback(host):
+        print(f"warning: serving on {host}: anyone who can reach this machine can upload files and use its "
+              f"CPU/GPU", file=sys.stderr)
+    app = build_app(settings)
+    app.queue(default_concurrency_limit=1)
+    app.launch(server_name=host, server_port=port, max_file_size=settings.max_upload_bytes,
+               allowed_paths=[str(settings.output.resolve())], ssr_mode=False, share=False, inbrowser=False)

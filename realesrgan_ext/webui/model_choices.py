@@ -1,0 +1,80 @@
+"""Which models the web page offers, and one loaded ``Upscaler`` kept between requests.
+
+The dropdown lists the bundled official models (converted offline on first use, as with the
+CLI's ``-m realesrgan-x4plus``) and every checkpoint under ``EXPERIMENTS/*/models/``. A value
+sent back by the page is accepted only if it is in the current list, so a request cannot name
+an arbitrary file. Uploaded checkpoints go through the same ``load_model`` (``weights_only``
+pickles, safetensors) as the CLI.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from realesrgan_ext.inference.model_loader import PTH_SUFFIXES, SAFETENSORS_SUFFIX, load_model
+from realesrgan_ext.inference.ncnn_import import OFFICIAL_MODELS, official_model_path
+from realesrgan_ext.inference.upscaler import Upscaler
+
+CHECKPOINT_SUFFIXES = (*PTH_SUFFIXES, SAFETENSORS_SUFFIX)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One dropdown entry: what the page shows and what it sends back (an official name or a path)."""
+
+    label: str
+    value: str
+
+
+def official_choices() -> list[ModelChoice]:
+    """The bundled official models, by the names ``scripts/inference.py -m`` accepts."""
+    return [ModelChoice(f"{name}: {description}", name) for name, (_, description) in OFFICIAL_MODELS.items()]
+
+
+def experiment_choices(experiments: Path) -> list[ModelChoice]:
+    """Checkpoints under ``experiments/*/models/`` (sorted), labelled relative to ``experiments``' parent."""
+    if not experiments.is_dir():
+        return []
+    found = [p for p in sorted(experiments.glob("*/models/*"))
+             if p.is_file() and p.suffix.lower() in CHECKPOINT_SUFFIXES and not p.name.startswith(".")]
+    return [ModelChoice(str(p.relative_to(experiments.parent)), str(p.resolve())) for p in found]
+
+
+def list_models(experiments: Path) -> list[ModelChoice]:
+    """Everything the dropdown offers: official models first, then the experiments' checkpoints."""
+    return official_choices() + experiment_choices(experiments)
+
+
+def resolve_choice(value: str, experiments: Path) -> Path:
+    """The checkpoint file for a dropdown value; ``ValueError`` for a value that is not offered."""
+    if value in OFFICIAL_MODELS:
+        return official_model_path(value)
+    if value in {c.value for c in experiment_choices(experiments)}:
+        return Path(value)
+    raise ValueError(f"model {value!r} is not one of the offered models (official names or checkpoints "
+                     f"under {experiments}/*/models/); press 'Refresh list' or upload the checkpoint")
+
+
+class UpscalerCache:
+    """The last ``Upscaler`` built, reused while the checkpoint file and the settings are unchanged
+    (loading and copying the 17M-parameter x4plus model takes seconds). Thread-safe."""
+
+    def __init__(self, device: str = "auto") -> None:
+        self.device = device
+        self._key: tuple | None = None
+        self._upscaler: Upscaler | None = None
+        self._lock = threading.Lock()
+
+    def get(self, checkpoint: Path, tile: int, precision: str) -> Upscaler:
+        """An ``Upscaler`` for ``checkpoint``; raises ``ModelLoadError`` / ``ValueError`` with the CLI's messages."""
+        stat = checkpoint.stat()
+        key = (str(checkpoint.resolve()), stat.st_mtime_ns, stat.st_size, tile, precision)
+        with self._lock:
+            if key != self._key or self._upscaler is None:
+                self._upscaler = None  # free the old copy before building the new one
+                self._upscaler = Upscaler(load_model(checkpoint), tile=tile, precision=precision,
+                                          device=self.device)
+                self._key = key
+            return self._upscaler

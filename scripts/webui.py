@@ -1,0 +1,60 @@
+#!/usr/bin/env python
+"""Upscale images in your browser: a local web page over the project's inference engine.
+
+    python scripts/webui.py                       # http://127.0.0.1:7860
+    python scripts/webui.py --port 8000 --output results/web
+
+Needs Gradio (``bash scripts/install.sh --web``). Listens on localhost only unless ``--host``
+says otherwise; results go to a new folder under ``--output`` for each request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from realesrgan_ext.webui.app import (  # noqa: E402
+    DEFAULT_MAX_UPLOAD_MB,
+    DEFAULT_PORT,
+    LOCALHOST,
+    WebSettings,
+    launch,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--host", default=LOCALHOST,
+                   help="address to listen on; anything but localhost exposes the page to your network")
+    p.add_argument("--output", type=Path, default=REPO / "results" / "webui",
+                   help="results (one folder per request) and Gradio's uploads go here, nowhere else")
+    p.add_argument("--experiments", type=Path, default=REPO / "experiments",
+                   help="checkpoints under EXPERIMENTS/*/models/ are offered in the model list")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
+                   help="largest file accepted; a zip's images may expand to 10x this")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.max_upload_mb > 0:
+        print("error: --max-upload-mb must be > 0", file=sys.stderr)
+        return 2
+    if importlib.util.find_spec("gradio") is None:  # not imported yet: launch sets its folders first
+        print("error: the web page needs Gradio; install it with `bash scripts/install.sh --web`", file=sys.stderr)
+        return 2
+    launch(WebSettings(args.output, args.experiments, args.device, args.max_upload_mb), args.host, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
