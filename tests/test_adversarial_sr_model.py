@@ -109,6 +109,19 @@ def test_save_writes_complete_checkpoints_and_state(tmp_path):
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["net_d_3.pth", "net_g_3.pth"]
 
 
+def test_only_rank_0_writes_checkpoints(tmp_path, monkeypatch):
+    """Under DDP the other ranks write nothing (BasicSR's ``master_only``)."""
+    from basicsr.utils import dist_util
+
+    model = make_model(tmp_path)
+    monkeypatch.setattr(dist_util, "get_dist_info", lambda: (1, 2))
+    model.save(0, 3)
+    assert not any(list((tmp_path / sub).iterdir()) for sub in ("models", "training_states"))
+    monkeypatch.setattr(dist_util, "get_dist_info", lambda: (0, 2))
+    model.save(0, 3)
+    assert (tmp_path / "models" / "net_g_3.pth").is_file() and (tmp_path / "training_states" / "3.state").is_file()
+
+
 def test_unknown_optimizer_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="unknown optimizer 'Adamm'"):
         make_model(tmp_path, optim_g={"type": "Adamm", "lr": 1e-3})

@@ -2,6 +2,7 @@
 
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -91,17 +92,42 @@ def test_psnr_stage_and_vanilla_gan_train(tmp_path):
     assert (tmp_path / "experiments" / "tiny_psnr" / "models" / "net_g_2.pth").is_file()
 
 
+# train.py, with every torch.save into experiments/ recorded per rank (in saves_rank<N>.txt)
+RECORDING_TRAIN = """
+import os, runpy, torch
+real_save = torch.save
+def recording_save(obj, f, *args, **kwargs):
+    name = str(getattr(f, "name", f))
+    if "experiments" in name:
+        with open(f"saves_rank{os.environ['RANK']}.txt", "a") as log:
+            log.write(name + "\\n")
+    return real_save(obj, f, *args, **kwargs)
+torch.save = recording_save
+runpy.run_path("train.py", run_name="__main__")
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes(tmp_path):
-    """DDP on CPU: gloo backend, no CUDA device ids, ranks agree on the checkpoints."""
+    """DDP on CPU: gloo backend, no CUDA device ids; only rank 0 writes checkpoints (as BasicSR)."""
     if torch.cuda.is_available():
         pytest.skip("checks the CPU (gloo) path")
     opt_path = make_experiment(tmp_path)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29617",
-           "train.py", "-opt", str(opt_path), "--launcher", "pytorch"]
+    (tmp_path / "recording_train.py").write_text(RECORDING_TRAIN)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+           "recording_train.py", "-opt", str(opt_path), "--launcher", "pytorch"]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     exp = tmp_path / "experiments" / "tiny_esrgan"
     assert "world_size: 2" in read_log(exp)
     ckpt = torch.load(exp / "models" / "net_g_4.pth", weights_only=True)
     assert "conv_first.weight" in ckpt["params"]
+    saved_by_rank0 = (tmp_path / "saves_rank0.txt").read_text()
+    assert "net_g_4.pth" in saved_by_rank0 and "4.state" in saved_by_rank0
+    assert not (tmp_path / "saves_rank1.txt").exists(), (tmp_path / "saves_rank1.txt").read_text()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,13 +170,14 @@ def save_image(path: str | Path, pixels: np.ndarray) -> Path:
     path = Path(path)
     data = encode(pixels, path.suffix, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
+    # open(..., "x") creates it with the umask's mode (mkstemp's 0600 would survive the rename)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 

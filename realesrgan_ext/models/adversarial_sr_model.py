@@ -22,6 +22,7 @@ from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
+from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from realesrgan_ext.models.training_speed import TrainingSpeed
@@ -265,6 +266,7 @@ class AdversarialSRModel(SRModel):
             self.save_network(self.net_d, "net_d", current_iter)
         self.save_training_state(epoch, current_iter)
 
+    @master_only  # as BasicSR's: under DDP only rank 0 writes
     def save_network(self, net, net_label: str, current_iter: int, param_key="params") -> None:
         """BasicSR's ``{param_key: state_dict}`` checkpoint, written atomically.
 
@@ -282,6 +284,7 @@ class AdversarialSRModel(SRModel):
         label = "latest" if current_iter == -1 else current_iter
         atomic_torch_save(checkpoint, os.path.join(self.opt["path"]["models"], f"{net_label}_{label}.pth"))
 
+    @master_only  # as BasicSR's: under DDP only rank 0 writes
     def save_training_state(self, epoch: int, current_iter: int) -> None:
         """Optimizer and scheduler state for ``--auto_resume``, written atomically."""
         if current_iter == -1:

@@ -113,7 +113,8 @@ class PartialLmdb:
         if self.path.exists():  # left by an interrupted run: never resumed, rebuilt
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True)
-        self.env = lmdb.open(str(self.path), map_size=max(map_size, MIN_MAP_SIZE))
+        # mode 0o666 & ~umask, as any file (lmdb's default 0o755 would make the data executable)
+        self.env = lmdb.open(str(self.path), map_size=max(map_size, MIN_MAP_SIZE), mode=0o666)
         self.meta: dict[str, str] = {}
         self.data_bytes = 0
 
