@@ -236,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from realesrgan_ext.inference.bundled_models import official_model_path
     from realesrgan_ext.inference.model_loader import load_model
-    from realesrgan_ext.inference.ncnn_import import official_model_path
 
     model_path = str(official_model_path(MODEL_NAME))
     torch.set_num_threads(args.threads)

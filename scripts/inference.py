@@ -30,8 +30,12 @@ from realesrgan_ext.inference import (  # noqa: E402
     plan_jobs,
     run_jobs,
 )
+from realesrgan_ext.inference.bundled_models import (  # noqa: E402
+    BUNDLED_MODELS,
+    is_official_name,
+    official_model_path,
+)
 from realesrgan_ext.inference.fast_backends import BACKENDS, BackendUnavailable, attach_backend  # noqa: E402
-from realesrgan_ext.inference.ncnn_import import is_official_name, official_model_path  # noqa: E402
 
 PLAIN_BACKEND = "pytorch"  # the Upscaler's own network; the others come from fast_backends (CPU, fp32)
 
@@ -50,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output folder (input subfolders are mirrored)")
     p.add_argument("-m", "--model", required=True,
                    help=".pth / .pt / .ckpt / .safetensors checkpoint, or an official model name "
-                        "(realesrgan-x4plus, realesrgan-x4plus-anime), converted offline on first use")
+                        f"({', '.join(BUNDLED_MODELS)}), converted offline on first use")
     p.add_argument("--tile", type=int, default=0,
                    help="tile side in input px; 0 = automatic (256 on CPU, 512 on CUDA); halved on out-of-memory")
     p.add_argument("--tile-pad", type=int, default=DEFAULT_TILE_PAD,

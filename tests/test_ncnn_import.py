@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
-from realesrgan_ext.inference import ncnn_import
+from realesrgan_ext.inference import bundled_models, ncnn_import
 from realesrgan_ext.inference.ncnn_import import (
     TAG_FP16,
     TAG_FP32_RAW,
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def _official_files(name):
     try:
-        return ncnn_import.ncnn_model_files(name)
+        return bundled_models.ncnn_model_files(name)
     except FileNotFoundError as err:
         pytest.skip(str(err))
 
@@ -219,21 +219,7 @@ def test_converted_weights_match_ncnn_runtime(name, tmp_path):
     assert ours.std() > 0.05  # a real image came out, not a constant
 
 
-# --------------------------------------------------------------------------- cache and CLI
-
-
-def test_official_model_path_converts_once(monkeypatch, tmp_path):
-    _official_files("realesrgan-x4plus-anime")
-    monkeypatch.setenv("REALESRGAN_EXT_CACHE", str(tmp_path))
-    path = ncnn_import.official_model_path("RealESRGAN_x4plus_anime_6B")
-    assert path == tmp_path / "weights" / "realesrgan-x4plus-anime.pth" and path.is_file()
-    stamp = path.stat().st_mtime_ns
-    assert ncnn_import.official_model_path("realesrgan-x4plus-anime") == path
-    assert path.stat().st_mtime_ns == stamp  # cached, not converted again
-    assert not list(path.parent.glob(".*.tmp"))
-    with pytest.raises(KeyError, match="realesrgan-x4plus"):
-        ncnn_import.official_model_path("realesrgan-x2plus")
-    assert ncnn_import.is_official_name("RealESRGAN_x4plus") and not ncnn_import.is_official_name("model.pth")
+# --------------------------------------------------------------------------- script
 
 
 def test_import_script_writes_requested_output(tmp_path):

@@ -11,6 +11,10 @@ facts the inference engine needs (scale, channels, input size multiple, fp16/bf1
   ``'arch'`` (``{'type': 'RRDBGenerator', 'num_feat': ..., 'global_skip': ...}``): the class is
   taken from BasicSR's ARCH_REGISTRY and built with them, since some options (``global_skip``)
   leave no trace in the keys.
+* Real-ESRGAN's compact network (``'arch'`` type ``SRVGGNetCompact``, e.g. the converted
+  realesr-animevideov3 models) is built from spandrel's definition, without basicsr; its
+  checkpoint may add ``resize_output`` (``{'mode': 'bicubic', 'scale': 2}``: the x2 / x3 models
+  are the x4 network with its output resized, see ``resized_output``).
 * RRDB checkpoints (ours, BasicSR's, Real-ESRGAN's, and ESRGAN's 2019 ``RRDB_trunk`` naming)
   load into ``RRDBGenerator`` with settings inferred from the keys (see
   ``infer_rrdb_settings``); recorded ``'arch'`` options, then explicit ``settings``, override
@@ -35,6 +39,7 @@ import torch
 from torch import nn
 
 from realesrgan_ext.archs.rrdb_arch import UNSHUFFLE_FACTOR, RRDBGenerator
+from realesrgan_ext.inference.resized_output import with_resized_output
 
 # Wrapper keys tried in order; the first one holding a dict of tensors is the state dict.
 STATE_DICT_KEYS = ("params_ema", "params", "state_dict", "model", "net")
@@ -44,6 +49,7 @@ FLAT_PREFIXES = ("params_ema", "params")
 STRIPPED_PREFIXES = ("module.",)
 PTH_SUFFIXES = (".pth", ".pt", ".ckpt")
 RRDB_TYPES = ("RRDBGenerator", "RRDBNet")  # 'arch' types built as RRDBGenerator (same keys and options)
+COMPACT_TYPE = "SRVGGNetCompact"  # 'arch' type built from spandrel's SRVGGNetCompact (BasicSR's keys and options)
 SAFETENSORS_SUFFIX = ".safetensors"
 
 # ESRGAN's 2019 repository names -> BasicSR names (same tensors, same shapes).
@@ -140,6 +146,10 @@ def load_model(source: str | Path | Mapping[str, Any], settings: Mapping[str, An
     if isinstance(recorded, Mapping):
         opts = {k: v for k, v in recorded.items() if k != "type"}
         arch_type = recorded.get("type", RRDB_TYPES[0])
+        if arch_type == COMPACT_TYPE:
+            loaded = _load_compact({**opts, **(settings or {})}, state, name)
+            resize = raw.get("resize_output")
+            return loaded if resize is None else with_resized_output(loaded, resize, name)
         if arch_type not in RRDB_TYPES:
             return _load_registered(str(arch_type), {**opts, **(settings or {})}, state, name)
         settings = {**opts, **(settings or {})}
@@ -264,6 +274,20 @@ def _load_rrdb(state: dict[str, torch.Tensor], source: str, settings: Mapping[st
     return LoadedModel(module=module, name="RRDB", scale=module.scale, in_channels=module.num_in_ch,
                        out_channels=module.num_out_ch, size_multiple=module.size_multiple,
                        supports_fp16=True, supports_bf16=True, source=source, settings=dict(merged))
+
+
+def _load_compact(opts: dict[str, Any], state: dict[str, torch.Tensor], source: str) -> LoadedModel:
+    """Real-ESRGAN's SRVGGNetCompact from its recorded options (spandrel's definition: no basicsr)."""
+    from spandrel.architectures.Compact import Compact
+
+    try:
+        module = Compact(**opts)
+        module.load_state_dict(state, strict=True)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ModelLoadError(f"{source}: weights do not fit {COMPACT_TYPE}({opts}): {err}") from err
+    module.eval().requires_grad_(False)
+    return LoadedModel(module=module, name=COMPACT_TYPE, scale=module.upscale, in_channels=module.num_in_ch,
+                       out_channels=module.num_out_ch, source=source, settings=dict(opts))
 
 
 def _load_registered(arch_type: str, opts: dict[str, Any], state: dict[str, torch.Tensor],

