@@ -17,6 +17,9 @@ from typing import Any
 
 import torch
 
+from realesrgan_ext.utils.checkpoint import newest_resumable_state
+from realesrgan_ext.utils.resume_position import continue_from_saved_position, expect_resume
+
 _applied = False
 
 
@@ -49,34 +52,55 @@ def install_functional_tensor_alias() -> bool:
 def load_resume_state(opt: dict[str, Any]) -> dict[str, Any] | None:
     """Fix 2, replaces ``basicsr/train.py`` ``load_resume_state``.
 
-    basicsr calls ``torch.cuda.current_device()`` (crashes without a GPU) and looks for
+    basicsr calls ``torch.cuda.current_device()`` (crashes without a GPU), looks for
     ``experiments/NAME/training_states`` relative to the working directory instead of the
-    experiment root. States are loaded to CPU: ``Optimizer.load_state_dict`` moves them to
-    the parameters' device.
+    experiment root, and takes the newest ``.state`` even when it or its networks are truncated.
+    Here ``--auto_resume`` takes the newest checkpoint whose state and ``net_*_<iter>.pth`` all
+    load, naming each newer one it skips and why. States are loaded to CPU
+    (``Optimizer.load_state_dict`` moves them to the parameters' device). The state's data
+    position and random state are handed to the training sampler (fix 4).
     """
     from basicsr.utils import check_resume
 
-    path = None
     if opt["auto_resume"]:
-        path = latest_training_state(opt["path"]["training_states"])
+        path, skipped = newest_resumable_state(opt["path"]["training_states"], opt["path"]["models"],
+                                               _resumed_network_labels(opt))
+        for message in skipped:
+            print(f"auto_resume: {message}", file=sys.stderr)
         if path is not None:
-            opt["path"]["resume_state"] = path
+            opt["path"]["resume_state"] = str(path)
     else:
         path = opt["path"].get("resume_state")
     if path is None:
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise RuntimeError(f"resume_state {path} cannot be loaded: {error}") from error
     check_resume(opt, state["iter"])
+    expect_resume(state, opt["datasets"]["train"]["batch_size_per_gpu"], restore_rng=opt.get("world_size", 1) == 1)
     return state
 
 
-def latest_training_state(state_dir: str) -> str | None:
-    """Path of the ``<iter>.state`` file with the highest iteration in ``state_dir``, if any."""
-    if not os.path.isdir(state_dir):
-        return None
-    iters = [int(name[: -len(".state")]) for name in os.listdir(state_dir)
-             if name.endswith(".state") and name[: -len(".state")].isdigit()]
-    return os.path.join(state_dir, f"{max(iters)}.state") if iters else None
+def _resumed_network_labels(opt: dict[str, Any]) -> list[str]:
+    """``g``, ``d``: the networks whose ``net_<label>_<iter>.pth`` a resume loads (as ``check_resume``)."""
+    ignored = opt["path"].get("ignore_resume_networks") or []
+    return [key.removeprefix("network_") for key in opt if key.startswith("network_") and key not in ignored]
+
+
+def enlarged_sampler_iter(original_iter: Callable) -> Callable:
+    """Fix 4, wraps ``basicsr/data/data_sampler.py`` ``EnlargedSampler.__iter__``.
+
+    ``basicsr/train.py`` resumes with ``train_sampler.set_epoch(epoch); prefetcher.reset()``,
+    i.e. from the first batch of the saved epoch: the batches trained on since the epoch began
+    are trained on twice and the augmentation random stream restarts. The wrapped sampler
+    skips them and restores the saved random state (``realesrgan_ext.utils.resume_position``).
+    """
+    def __iter__(self):
+        return continue_from_saved_position(self.epoch, self.num_samples, original_iter(self))
+
+    __iter__.__wrapped__ = original_iter
+    return __iter__
 
 
 def init_dist_pytorch(backend: str = "nccl", **kwargs: Any) -> None:
@@ -138,11 +162,16 @@ def apply() -> list[str]:
 
     import basicsr.train
     import basicsr.utils.dist_util
+    from basicsr.data.data_sampler import EnlargedSampler
     from basicsr.models.base_model import BaseModel
 
     if _source_contains(basicsr.train.load_resume_state, "torch.cuda.current_device()"):
         basicsr.train.load_resume_state = load_resume_state
         applied.append("basicsr.train.load_resume_state")
+    if _source_contains(basicsr.train.train_pipeline, "train_sampler.set_epoch(epoch)") and not hasattr(
+            EnlargedSampler.__iter__, "__wrapped__"):
+        EnlargedSampler.__iter__ = enlarged_sampler_iter(EnlargedSampler.__iter__)
+        applied.append("EnlargedSampler.__iter__ resumes mid-epoch")
     if _source_contains(basicsr.utils.dist_util._init_dist_pytorch, "torch.cuda.set_device(rank % num_gpus)"):
         basicsr.utils.dist_util._init_dist_pytorch = init_dist_pytorch
         applied.append("basicsr.utils.dist_util._init_dist_pytorch")

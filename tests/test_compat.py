@@ -27,26 +27,64 @@ def test_fixes_are_installed_and_apply_is_idempotent():
     assert basicsr.train.load_resume_state is compat.load_resume_state
     assert dist_util._init_dist_pytorch is compat.init_dist_pytorch
     assert BaseModel.model_to_device is compat.model_to_device
+    from basicsr.data.data_sampler import EnlargedSampler
+
+    assert hasattr(EnlargedSampler.__iter__, "__wrapped__")
     assert compat.apply() == []
 
 
+def write_checkpoint(root, it, corrupt=None):
+    """``training_states/<it>.state`` and ``models/net_g_<it>.pth``; ``corrupt`` truncates one of them."""
+    (root / "training_states").mkdir(parents=True, exist_ok=True)
+    (root / "models").mkdir(parents=True, exist_ok=True)
+    state = root / "training_states" / f"{it}.state"
+    net = root / "models" / f"net_g_{it}.pth"
+    torch.save({"iter": it, "epoch": 0, "optimizers": [], "schedulers": []}, state)
+    torch.save({"params": {"w": torch.ones(3)}}, net)
+    if corrupt is not None:
+        path = {"state": state, "net": net}[corrupt]
+        path.write_bytes(path.read_bytes()[:40])
+    return state
+
+
+def resume_opt(root):
+    return {"auto_resume": True, "name": "exp", "network_g": {"type": "X"},
+            "datasets": {"train": {"batch_size_per_gpu": 2}},
+            "path": {"training_states": str(root / "training_states"), "models": str(root / "models"),
+                     "resume_state": None}}
+
+
 def test_load_resume_state_on_cpu_from_experiment_root(tmp_path, monkeypatch):
-    states = tmp_path / "exp" / "training_states"
-    states.mkdir(parents=True)
+    root = tmp_path / "exp"
     for it in (5, 40, 100):
-        torch.save({"iter": it, "epoch": 0, "optimizers": [], "schedulers": []}, states / f"{it}.state")
-    (states / "100.state.tmp").write_bytes(b"half-written")
+        write_checkpoint(root, it)
+    (root / "training_states" / "100.state.tmp").write_bytes(b"half-written")
     monkeypatch.chdir(tmp_path.parent)  # basicsr looked relative to the working directory
-    opt = {"auto_resume": True, "name": "exp",
-           "path": {"training_states": str(states), "models": str(tmp_path / "exp" / "models"),
-                    "resume_state": None}}
+    opt = resume_opt(root)
     state = compat.load_resume_state(opt)
     assert state["iter"] == 100
-    assert opt["path"]["resume_state"] == str(states / "100.state")
+    assert opt["path"]["resume_state"] == str(root / "training_states" / "100.state")
+    assert opt["path"]["pretrain_network_g"] == str(root / "models" / "net_g_100.pth")
+
+
+@pytest.mark.parametrize("corrupt", ["state", "net"])
+def test_truncated_newest_checkpoint_is_named_and_skipped(tmp_path, capsys, corrupt):
+    root = tmp_path / "exp"
+    write_checkpoint(root, 2)
+    write_checkpoint(root, 4)
+    bad = write_checkpoint(root, 6, corrupt=corrupt)
+    (root / "models" / "net_g_4.pth").unlink()  # a state whose network is missing is skipped too
+    opt = resume_opt(root)
+    assert compat.load_resume_state(opt)["iter"] == 2
+    err = capsys.readouterr().err
+    bad_file = bad if corrupt == "state" else root / "models" / "net_g_6.pth"
+    assert f"checkpoint of iteration 6 skipped: {bad_file} cannot be loaded" in err
+    assert f"checkpoint of iteration 4 skipped: {root / 'models' / 'net_g_4.pth'} is missing" in err
+    assert opt["path"]["pretrain_network_g"].endswith("net_g_2.pth")
 
 
 def test_load_resume_state_without_states_starts_fresh(tmp_path):
-    opt = {"auto_resume": True, "path": {"training_states": str(tmp_path / "none")}}
+    opt = {"auto_resume": True, "path": {"training_states": str(tmp_path / "none"), "models": str(tmp_path / "m")}}
     assert compat.load_resume_state(opt) is None
 
 

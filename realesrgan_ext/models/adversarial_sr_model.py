@@ -27,7 +27,8 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from realesrgan_ext.models.training_speed import TrainingSpeed
 from realesrgan_ext.registry import register_into
-from realesrgan_ext.utils.checkpoint import atomic_torch_save
+from realesrgan_ext.utils.checkpoint import atomic_torch_save, prune_checkpoints
+from realesrgan_ext.utils.resume_position import rng_state
 
 LOSS_OPTION_KEYS = {"l_g_pix": "pixel_opt", "l_g_percep": "perceptual_opt"}
 
@@ -54,7 +55,8 @@ class AdversarialSRModel(SRModel):
 
     # Option keys this class reads beyond BasicSR's (``realesrgan_ext.option_validation``):
     # ``{section: keys}``, ``""`` = top level; a subclass lists only its own additions.
-    option_keys: dict[str, frozenset[str]] = {"train": frozenset({*LOSS_OPTION_KEYS.values(), "speed"})}
+    option_keys: dict[str, frozenset[str]] = {"train": frozenset({*LOSS_OPTION_KEYS.values(), "speed"}),
+                                              "logger": frozenset({"keep_checkpoints"})}
 
     @classmethod
     def option_conflicts(cls, opt: dict[str, Any]) -> list[str]:
@@ -69,9 +71,18 @@ class AdversarialSRModel(SRModel):
         if not any(train_opt.get(k) for k in (*LOSS_OPTION_KEYS.values(), "gan_opt")):
             problems.append("train: configure at least one of pixel_opt, perceptual_opt, gan_opt")
         try:
-            TrainingSpeed.from_options(train_opt.get("speed"))
+            speed = TrainingSpeed.from_options(train_opt.get("speed"))
         except ValueError as error:
             problems.append(str(error))
+        else:
+            save_freq = int((opt.get("logger") or {}).get("save_checkpoint_freq", 0) or 0)
+            if save_freq % speed.grad_accum_steps:
+                problems.append(f"logger.save_checkpoint_freq: {save_freq} is not a multiple of "
+                                f"train.speed.grad_accum_steps ({speed.grad_accum_steps}); a checkpoint "
+                                "mid-window would lose the accumulated gradients")
+        keep = (opt.get("logger") or {}).get("keep_checkpoints")
+        if keep is not None and (not isinstance(keep, int) or isinstance(keep, bool) or keep < 1):
+            problems.append(f"logger.keep_checkpoints: {keep!r}, expected an integer >= 1 (or ~ to keep all)")
         return problems
 
     # ---- set-up -------------------------------------------------------------------------
@@ -265,6 +276,16 @@ class AdversarialSRModel(SRModel):
         if self.net_d is not None:
             self.save_network(self.net_d, "net_d", current_iter)
         self.save_training_state(epoch, current_iter)
+        self._prune_checkpoints()
+
+    def _prune_checkpoints(self) -> None:
+        """Keep the newest ``logger.keep_checkpoints`` resumable checkpoints (all when unset)."""
+        keep = (self.opt.get("logger") or {}).get("keep_checkpoints")
+        if keep is None or self.opt.get("rank", 0) != 0:
+            return
+        labels = ["g"] + (["d"] if self.net_d is not None else [])
+        for path in prune_checkpoints(self.opt["path"]["training_states"], self.opt["path"]["models"], labels, keep):
+            get_root_logger().info(f"keep_checkpoints={keep}: deleted {path}")
 
     @master_only  # as BasicSR's: under DDP only rank 0 writes
     def save_network(self, net, net_label: str, current_iter: int, param_key="params") -> None:
@@ -291,5 +312,21 @@ class AdversarialSRModel(SRModel):
             return
         state = {"epoch": epoch, "iter": current_iter,
                  "optimizers": [o.state_dict() for o in self.optimizers],
-                 "schedulers": [s.state_dict() for s in self.schedulers]}
+                 "schedulers": [s.state_dict() for s in self.schedulers],
+                 "scalers": [self.scalers[id(o)].state_dict() for o in self.optimizers if id(o) in self.scalers],
+                 "rng": rng_state()}  # the data position continues exactly on resume (compat fix 4)
         atomic_torch_save(state, os.path.join(self.opt["path"]["training_states"], f"{current_iter}.state"))
+
+    def resume_training(self, resume_state: dict[str, Any]) -> None:
+        """Optimizers and schedulers (BasicSR), plus the fp16 gradient scalers."""
+        super().resume_training(resume_state)
+        scalers = [self.scalers[id(o)] for o in self.optimizers if id(o) in self.scalers]
+        for scaler, saved in zip(scalers, resume_state.get("scalers", []), strict=False):
+            scaler.load_state_dict(saved)
+
+    def validation(self, *args: Any, **kwargs: Any) -> None:
+        """BasicSR's validation, without drawing from the training random streams (its data
+        loader seeds itself from torch's generator), so a run with and without a resume matches."""
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            super().validation(*args, **kwargs)
