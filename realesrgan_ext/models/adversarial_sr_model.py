@@ -278,10 +278,11 @@ class AdversarialSRModel(SRModel):
         self.save_training_state(epoch, current_iter)
         self._prune_checkpoints()
 
+    @master_only
     def _prune_checkpoints(self) -> None:
         """Keep the newest ``logger.keep_checkpoints`` resumable checkpoints (all when unset)."""
         keep = (self.opt.get("logger") or {}).get("keep_checkpoints")
-        if keep is None or self.opt.get("rank", 0) != 0:
+        if keep is None:
             return
         labels = ["g"] + (["d"] if self.net_d is not None else [])
         for path in prune_checkpoints(self.opt["path"]["training_states"], self.opt["path"]["models"], labels, keep):
