@@ -1,9 +1,5 @@
-"""Validation metrics (METRIC_REGISTRY): one `*_metric.py` file each, next to BasicSR's PSNR / SSIM.
+"""Validation metrics: one `*_metric.py` file each, next to BasicSR's PSNR / SSIM, importable without basicsr.
 
-Metric modules import basicsr, so importing this package applies the basicsr fixes first;
-``realesrgan_ext.register()`` registers them.
+Each function is marked ``@register_part("metric")``; ``realesrgan_ext.register()`` puts it into
+BasicSR's METRIC_REGISTRY, so ``val.metrics.<name>.type`` can name it.
 """
-
-from realesrgan_ext import compat
-
-compat.apply()

@@ -26,9 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from basicsr.utils.registry import METRIC_REGISTRY
 
-from realesrgan_ext.registry import register_into
+from realesrgan_ext.registry import register_part
 
 PACKAGE = "stlpips_pytorch"
 PACKAGE_INSTALL = "pip install stlpips-pytorch==0.0.2 torchsummary==1.5.1"
@@ -89,7 +88,7 @@ def _resolve_device(device: str) -> str:
     return device
 
 
-@register_into(METRIC_REGISTRY)
+@register_part("metric")
 def calculate_stlpips(img: np.ndarray, img2: np.ndarray, crop_border: int = 0, input_order: str = "HWC",
                       net: str = "alex", device: str = "auto", better: str | None = None) -> float:
     """ST-LPIPS distance between two images of the same size (0 = identical; lower is better).
