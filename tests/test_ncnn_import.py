@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
-from realesrgan_ext.inference import bundled_models, ncnn_import
+from realesrgan_ext.inference import bundled_models, ncnn_import, ncnn_writer
 from realesrgan_ext.inference.ncnn_import import (
     TAG_FP16,
     TAG_FP32_RAW,
@@ -147,7 +147,7 @@ def test_non_rrdb_graphs_are_rejected(anime_files, old, new, message):
 def test_written_graph_reads_back(scale, fp16, tmp_path):
     arch = {"num_feat": 8, "num_block": 2, "num_grow_ch": 4, "scale": scale}
     state_dict = RRDBGenerator(**arch).state_dict()
-    ncnn_import.write_ncnn(ncnn_import.rrdb_to_ncnn_layers(state_dict, arch), tmp_path / "m.param",
+    ncnn_writer.write_ncnn(ncnn_writer.rrdb_to_ncnn_layers(state_dict, arch), tmp_path / "m.param",
                            tmp_path / "m.bin", fp16=fp16)
     layers = ncnn_import.read_ncnn_model(tmp_path / "m.param", tmp_path / "m.bin")
     read_back, read_arch = rrdb_state_dict(layers)
@@ -161,15 +161,15 @@ def test_written_graph_reads_back(scale, fp16, tmp_path):
 def test_trunk_and_tail_graphs_compose():
     arch = {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}
     state_dict = RRDBGenerator(**arch).state_dict()
-    trunk = ncnn_import.rrdb_to_ncnn_layers(state_dict, arch, "trunk")
-    tail = ncnn_import.rrdb_to_ncnn_layers(state_dict, arch, "tail")
-    full = ncnn_import.rrdb_to_ncnn_layers(state_dict, arch)
+    trunk = ncnn_writer.rrdb_to_ncnn_layers(state_dict, arch, "trunk")
+    tail = ncnn_writer.rrdb_to_ncnn_layers(state_dict, arch, "tail")
+    full = ncnn_writer.rrdb_to_ncnn_layers(state_dict, arch)
     convs = [len([layer for layer in graph if layer.type == "Convolution"]) for graph in (trunk, tail, full)]
     assert convs[0] + convs[1] == convs[2] == 4 + 2 + 15
     assert ncnn_import.io_blob_names(trunk) == ncnn_import.io_blob_names(tail) == ("data", "output")
     assert [layer.type for layer in trunk][-1] == "BinaryOp" and tail[1].type == "Interp"
     with pytest.raises(NcnnImportError, match="x4 / x8"):
-        ncnn_import.rrdb_to_ncnn_layers(RRDBGenerator(scale=2, **arch).state_dict(), {**arch, "scale": 2})
+        ncnn_writer.rrdb_to_ncnn_layers(RRDBGenerator(scale=2, **arch).state_dict(), {**arch, "scale": 2})
 
 
 # --------------------------------------------------------------------------- equality with the ncnn runtime

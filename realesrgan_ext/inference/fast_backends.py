@@ -42,7 +42,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from realesrgan_ext.inference.model_loader import LoadedModel
-from realesrgan_ext.inference.ncnn_import import STAGES_BY_SCALE, rrdb_to_ncnn_layers, write_ncnn
+from realesrgan_ext.inference.ncnn_import import STAGES_BY_SCALE
+from realesrgan_ext.inference.ncnn_writer import rrdb_to_ncnn_layers, write_ncnn
 
 BACKENDS = ("torch", "ncnn", "onnxruntime", "openvino")
 TileFn = Callable[[torch.Tensor], torch.Tensor]
@@ -75,7 +76,8 @@ def _threads(threads: int | None) -> int:
 
 def _is_rrdb(model: LoadedModel) -> bool:
     module = model.module
-    return model.name == "RRDB" and getattr(module, "upsampler", "nearest") == "nearest" and all(
+    return (model.name == "RRDB" and getattr(module, "upsampler", "nearest") == "nearest"
+            and not getattr(module, "global_skip", None)) and all(
         hasattr(module, name) for name in ("conv_first", "body", "conv_body", "conv_hr", "conv_last"))
 
 
