@@ -10,7 +10,7 @@ facts the inference engine needs (scale, channels, input size multiple, fp16/bf1
 * Our training checkpoints (and the ncnn importer's) record the network options under
   ``'arch'`` (``{'type': 'RRDBGenerator', 'num_feat': ..., 'global_skip': ...}``): the class is
   taken from BasicSR's ARCH_REGISTRY and built with them, since some options (``global_skip``)
-  leave no trace in the keys.
+  leave no trace in the keys. Only the classes and sizes ``arch_allowlist`` allows are built.
 * Real-ESRGAN's compact network (``'arch'`` type ``SRVGGNetCompact``, e.g. the converted
   realesr-animevideov3 models) is built from spandrel's definition, without basicsr; its
   checkpoint may add ``resize_output`` (``{'mode': 'bicubic', 'scale': 2}``: the x2 / x3 models
@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from realesrgan_ext.archs.rrdb_arch import UNSHUFFLE_FACTOR, RRDBGenerator
+from realesrgan_ext.inference.arch_allowlist import ArchRecordError, check_arch_record
 from realesrgan_ext.inference.resized_output import with_resized_output
 
 # Wrapper keys tried in order; the first one holding a dict of tensors is the state dict.
@@ -144,6 +145,10 @@ def load_model(source: str | Path | Mapping[str, Any], settings: Mapping[str, An
     state = _rename_esrgan_2019(state)
     recorded = raw.get("arch") if isinstance(raw, Mapping) else None
     if isinstance(recorded, Mapping):
+        try:  # only our generator classes, with bounded sizes
+            check_arch_record(recorded, name, default_type=RRDB_TYPES[0])
+        except ArchRecordError as err:
+            raise ModelLoadError(str(err)) from err
         opts = {k: v for k, v in recorded.items() if k != "type"}
         arch_type = recorded.get("type", RRDB_TYPES[0])
         if arch_type == COMPACT_TYPE:
