@@ -1,0 +1,36 @@
+"""scripts/benchmark_train.py: every row measured, ratios against BasicSR's stock ESRGANModel."""
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+from realesrgan_ext.tools.train_benchmark import CONFIGS, STOCK
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_train.py"
+spec = importlib.util.spec_from_file_location("benchmark_train_cli", SCRIPT)
+cli = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(cli)
+main = cli.main
+
+
+@pytest.mark.slow
+def test_quick_run_prints_and_writes_every_ratio(tmp_path, capsys, one_torch_thread):
+    out = tmp_path / "train.txt"
+    assert main(["--quick", "--configs", "ours fp32 (defaults)", "ours bf16 + channels_last",
+                 "--output", str(out)]) == 0
+    table = capsys.readouterr().out.strip()
+    assert out.read_text().strip() == table
+    rows = {m[0].strip(): (float(m[1]), float(m[2]))
+            for m in re.findall(r"^(.+?)\s+(\d+\.\d+)\s+(\d+\.\d+)x$", table, re.M)}
+    assert set(rows) == {STOCK, "ours fp32 (defaults)", "ours bf16 + channels_last"}
+    assert rows[STOCK][1] == 1.0 and all(s > 0 and r > 0 for s, r in rows.values())
+    assert table.splitlines()[0].startswith("RRDB 8/1/4 x4")
+
+
+def test_unknown_configuration_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["--quick", "--configs", "ours turbo"])
+    assert "unknown configuration(s) ['ours turbo']" in capsys.readouterr().err
+    assert all(name in CONFIGS for name in ("ours bf16", "ours compile", "ours optimizer_impl=fused"))
