@@ -45,8 +45,8 @@ BASICSR_KEYS: dict[str, frozenset[str]] = {
         "dist", "rank", "world_size", "auto_resume", "is_train", "root_path"}),
     "path": frozenset({
         "pretrain_network_g", "param_key_g", "strict_load_g", "pretrain_network_d", "param_key_d",
-        "strict_load_d", "resume_state", "experiments_root", "models", "training_states", "log",
-        "visualization", "results_root"}),
+        "strict_load_d", "resume_state", "ignore_resume_networks", "experiments_root", "models", "training_states",
+        "log", "visualization", "results_root"}),
     "train": frozenset({
         "ema_decay", "optim_g", "optim_d", "scheduler", "total_iter", "warmup_iter", "pixel_opt",
         "perceptual_opt", "gan_opt", "net_d_iters", "net_d_init_iters"}),
@@ -121,6 +121,8 @@ class _Checker:
         declared = merged_class_keys(self.model_class) if self.model_class else None
         for section, keys in (declared or {}).items():
             self.sections.setdefault(section, set()).update(keys)
+        for net in (str(k).removeprefix("network_") for k in opt if str(k).startswith("network_")):
+            self.sections["path"].update({f"pretrain_network_{net}", f"param_key_{net}", f"strict_load_{net}"})
 
     def problem(self, where: str, message: str) -> None:
         self.problems.append(f"{where}: {message}")

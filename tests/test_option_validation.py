@@ -108,6 +108,17 @@ def test_unknown_key_anywhere_is_an_error(section, bad, good):
     assert problems_of(opt) == [f"{where}: unknown key (did you mean {good!r}?)"]
 
 
+def test_path_keys_follow_the_networks_present():
+    """BasicSR loads ``pretrain_network_<x>`` / ``param_key_<x>`` / ``strict_load_<x>`` for each ``network_<x>``."""
+    opt = copy.deepcopy(TINY)
+    opt["network_g2"] = dict(opt["network_g"])
+    opt["path"].update(pretrain_network_g2="x.pth", param_key_g2="params", strict_load_g2=True,
+                       ignore_resume_networks=["network_g2"])
+    validate_options(opt)
+    opt["path"]["pretrain_network_e"] = "y.pth"
+    assert problems_of(opt) == ["path.pretrain_network_e: unknown key (did you mean 'pretrain_network_g'?)"]
+
+
 def test_unregistered_types_are_errors():
     opt = copy.deepcopy(TINY)
     opt["network_g"]["type"] = "RRDBGenerater"
