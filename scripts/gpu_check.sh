@@ -66,7 +66,8 @@ train_row() {  # train_row NAME SPEED_OVERRIDES...
 train_row train_fp32
 train_row train_bf16 "train:speed:precision=bf16"
 train_row train_fp16 "train:speed:precision=fp16"
-train_row train_channels_last "train:speed:channels_last=true" "train:speed:optimizer_impl=fused"
+train_row train_nhwc_fused_prefetch "train:speed:channels_last=true" "train:speed:optimizer_impl=fused" \
+    "datasets:train:prefetch_mode=cuda"
 train_row train_bf16_nhwc_compile "train:speed:precision=bf16" "train:speed:channels_last=true" \
     "train:speed:compile=true"
 

@@ -17,7 +17,7 @@ def write(root, it, labels=("g", "d"), state=True):
     for label in labels:
         torch.save({"params": {}}, root / "models" / f"net_{label}_{it}.pth")
     if state:
-        torch.save({"iter": it}, root / "states" / f"{it}.state")
+        torch.save({"iter": it, "optimizers": [], "schedulers": []}, root / "states" / f"{it}.state")
 
 
 def names(folder):
@@ -29,18 +29,21 @@ def test_prune_keeps_the_newest_n_resumable_checkpoints(tmp_path):
         write(tmp_path, it)
     write(tmp_path, 10, state=False)  # killed between the networks and the state: not resumable
     write(tmp_path, 12, labels=("g",))  # killed between net_g and net_d: not resumable either
+    write(tmp_path, 11)
+    (tmp_path / "models" / "net_d_11.pth").write_bytes(b"truncated")  # corrupt: not resumable
     torch.save({}, tmp_path / "models" / "net_g_latest.pth")
     dead = tmp_path / "models" / ".net_g_14.pth.tmp-999999999"  # no such process
     live = tmp_path / "models" / f".net_g_14.pth.tmp-{os.getpid()}"
     dead.write_bytes(b"x")
     live.write_bytes(b"x")
     deleted = prune_checkpoints(tmp_path / "states", tmp_path / "models", ["g", "d"], keep=2)
-    assert names(tmp_path / "states") == ["12.state", "6.state", "8.state"]
-    assert names(tmp_path / "models") == sorted([live.name, "net_d_10.pth", "net_d_6.pth", "net_d_8.pth",
+    assert names(tmp_path / "states") == ["11.state", "12.state", "6.state", "8.state"]
+    assert names(tmp_path / "models") == sorted([live.name, "net_d_10.pth", "net_d_11.pth", "net_g_11.pth",
+                                                 "net_d_6.pth", "net_d_8.pth",
                                                  "net_g_10.pth", "net_g_12.pth", "net_g_6.pth", "net_g_8.pth",
                                                  "net_g_latest.pth"])
     assert dead in deleted and len(deleted) == 1 + 2 * 3
-    assert checkpoint_iterations(tmp_path / "states") == [12, 8, 6]
+    assert checkpoint_iterations(tmp_path / "states") == [12, 11, 8, 6]
 
 
 def test_prune_with_fewer_checkpoints_than_n_deletes_nothing(tmp_path):

@@ -73,7 +73,8 @@ def newest_resumable_state(state_dir: str | os.PathLike, models_dir: str | os.Pa
 
 def prune_checkpoints(state_dir: str | os.PathLike, models_dir: str | os.PathLike, network_labels: list[str],
                       keep: int) -> list[Path]:
-    """Delete checkpoints older than the ``keep`` newest resumable ones; returns what was deleted.
+    """Delete checkpoints older than the ``keep`` newest resumable (all files load) ones; returns
+    what was deleted.
 
     Only iterations below the oldest kept resumable checkpoint are touched, so the one a
     resume would pick (the newest resumable) and anything newer always stay; ``*_latest.pth``
@@ -82,7 +83,7 @@ def prune_checkpoints(state_dir: str | os.PathLike, models_dir: str | os.PathLik
     kept = []
     for it in checkpoint_iterations(state_dir):
         networks = [Path(models_dir) / f"net_{label}_{it}.pth" for label in network_labels]
-        if all(p.is_file() for p in networks):
+        if checkpoint_problem(Path(state_dir) / f"{it}.state", networks) is None:
             kept.append(it)
         if len(kept) == keep:
             break
