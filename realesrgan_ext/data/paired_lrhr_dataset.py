@@ -8,13 +8,12 @@ from typing import Any
 import numpy as np
 from basicsr.data.transforms import augment
 from basicsr.utils import img2tensor
-from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils.data import Dataset
 
 from realesrgan_ext.data.image_io import load_training_image
 from realesrgan_ext.data.image_store import open_store
 from realesrgan_ext.data.pairing import pair_images
-from realesrgan_ext.registry import register_into
+from realesrgan_ext.registry import register_part
 
 
 def check_pair_sizes(gt: np.ndarray, lq: np.ndarray, scale: int, gt_source: str, lq_source: str) -> None:
@@ -40,7 +39,7 @@ def paired_random_crop(gt: np.ndarray, lq: np.ndarray, gt_size: int, scale: int,
     return gt_crop, lq_crop
 
 
-@register_into(DATASET_REGISTRY)
+@register_part("dataset")
 class PairedLRHRDataset(Dataset):
     """LR/HR pairs from two folders, two LMDBs, or a meta-info file.
 

@@ -14,11 +14,10 @@ Logits are the raw discriminator outputs (no sigmoid); every log-sigmoid is comp
 from __future__ import annotations
 
 import torch
-from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from realesrgan_ext.registry import register_into
+from realesrgan_ext.registry import register_part
 
 
 def _bce(logits: torch.Tensor, is_real: bool) -> torch.Tensor:
@@ -53,7 +52,7 @@ class AdversarialLoss(nn.Module):
         return f"loss_weight={self.loss_weight}"
 
 
-@register_into(LOSS_REGISTRY)
+@register_part("loss")
 class VanillaGANLoss(AdversarialLoss):
     """Standard GAN with the non-saturating generator loss.
 
@@ -69,7 +68,7 @@ class VanillaGANLoss(AdversarialLoss):
         return _bce(fake_logits, True)
 
 
-@register_into(LOSS_REGISTRY)
+@register_part("loss")
 class RelativisticAverageGANLoss(AdversarialLoss):
     """Relativistic average GAN, ESRGAN (Wang et al. 2018) eqs. 1-2, scaled as BasicSR's ``ESRGANModel``.
 

@@ -7,20 +7,19 @@ import os
 from collections.abc import Mapping
 
 import torch
-from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
 from realesrgan_ext.archs.vgg19_features import VGG19Features
 from realesrgan_ext.losses.vgg_weights import resolve_vgg19_weights
-from realesrgan_ext.registry import register_into
+from realesrgan_ext.registry import register_part
 
 logger = logging.getLogger("basicsr.realesrgan_ext.perceptual_loss")
 
 PERCEPTUAL_CRITERIA = ("l1", "mse", "fro")
 
 
-@register_into(LOSS_REGISTRY)
+@register_part("loss")
 class VGGPerceptualLoss(nn.Module):
     """``perceptual_weight * sum_k w_k * criterion(f_k(pred), f_k(target))`` over VGG19 conv layers k.
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import torch
-from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from realesrgan_ext.registry import register_into
+from realesrgan_ext.registry import register_part
 
 PIXEL_CRITERIA = {"l1": F.l1_loss, "mse": F.mse_loss}
 REDUCTIONS = ("mean", "sum", "none")
 
 
-@register_into(LOSS_REGISTRY)
+@register_part("loss")
 class PixelLoss(nn.Module):
     """``loss_weight * criterion(pred, target)``; ``criterion`` is ``'l1'`` or ``'mse'``.
 

@@ -23,10 +23,9 @@ from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
-from basicsr.utils.registry import MODEL_REGISTRY
 
 from realesrgan_ext.models.training_speed import TrainingSpeed
-from realesrgan_ext.registry import register_into
+from realesrgan_ext.registry import register_part
 from realesrgan_ext.utils.checkpoint import atomic_torch_save, prune_checkpoints
 from realesrgan_ext.utils.resume_position import rng_state
 
@@ -49,7 +48,7 @@ def _restore_buffers(snapshot: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
             buf.copy_(saved)
 
 
-@register_into(MODEL_REGISTRY)
+@register_part("model")
 class AdversarialSRModel(SRModel):
     """Generator (+ optional discriminator) trained with pixel, perceptual and GAN losses."""
 
