@@ -24,7 +24,7 @@ Where the valid keys come from (each part declares its own, so adding a part add
   ``option_keys`` (BasicSR's own) has only its ``type`` checked.
 * ``val.metrics.<name>``: the metric function's named parameters, plus ``better``.
 
-The registries must be filled (``realesrgan_ext.register()``) before validating.
+``validate_options`` calls ``realesrgan_ext.register()`` (idempotent) so the registries are filled.
 """
 
 from __future__ import annotations
@@ -254,6 +254,9 @@ def validate_options(opt: Mapping[str, Any], source: str = "option file") -> Non
     """Raise ``OptionFileError`` naming ``source`` when ``opt`` has unknown or contradictory keys."""
     if not isinstance(opt, Mapping):
         raise OptionFileError(source, [f"the file holds a {type(opt).__name__}, not a mapping of options"])
+    import realesrgan_ext
+
+    realesrgan_ext.register()  # our classes must be in BasicSR's registries to be looked up
     problems = _Checker(opt).check()
     if problems:
         raise OptionFileError(source, problems)
