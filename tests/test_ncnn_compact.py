@@ -137,3 +137,17 @@ def test_cli_upscales_with_the_x2_compact_model(tmp_path, monkeypatch):
     reference = _ncnn_reference(*_files("realesr-animevideov3-x2"), rgb.astype(np.float32).transpose(2, 0, 1) / 255)
     expected = np.clip(np.round(reference.transpose(1, 2, 0) * 255), 0, 255)
     assert np.abs(out.astype(int) - expected).max() <= 1
+
+
+def test_x3_model_exports_to_onnx_with_dynamic_size(tmp_path):
+    """The resized compact models export like the RRDB ones (the bicubic resize follows the input size)."""
+    ort = pytest.importorskip("onnxruntime")
+    from realesrgan_ext.inference.onnx_export import export_onnx
+
+    param, weights = _files("realesr-animevideov3-x3")
+    path = ncnn_import.convert_ncnn_model(param, weights, tmp_path / "x3.pth")
+    report = export_onnx(str(path), tmp_path / "x3.onnx", dynamic=True)
+    assert max(report.max_abs_diff.values()) < 1e-4
+    session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {"input": np.random.default_rng(0).random((1, 3, 13, 22), np.float32)})
+    assert out.shape == (1, 3, 39, 66)
