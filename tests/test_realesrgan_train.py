@@ -24,7 +24,7 @@ TINY_G = {"type": "RRDBGenerator", "num_in_ch": 3, "num_out_ch": 3, "scale": 4, 
           "num_grow_ch": 4}
 
 
-def write_hr_folder(root: Path, n: int = 3, size: int = 96) -> Path:
+def write_hr_folder(root: Path, n: int = 4, size: int = 96) -> Path:  # 4 = two full batches an epoch
     root.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         cv2.imwrite(str(root / f"photo{i}.png"), smooth_image(size, size + 8 * i, seed=10 + i))

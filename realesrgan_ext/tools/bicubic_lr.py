@@ -14,6 +14,7 @@ consistent pair of PNG folders); without it an HR that needs cropping is an erro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,13 +62,21 @@ class LrResult:
     cropped: list[tuple[str, tuple[int, int], tuple[int, int]]] = field(default_factory=list)  # rel, (w,h) before/after
 
 
+def bicubic_lr(img: np.ndarray, scale: int, source: str, rel_path: str) -> np.ndarray:
+    """``make_lr_folder``'s default ``downscale``: ``bicubic_downscale``."""
+    return bicubic_downscale(img, scale, source)
+
+
 def make_lr_folder(hr_dir: str | Path, lr_dir: str | Path, scale: int = 4, *, mode: str = "crop",
                    hr_output: str | Path | None = None, compress_level: int = 3,
-                   progress: bool = True) -> LrResult:
-    """Write the bicubic LR of every HR image under ``hr_dir`` (recursively) to ``lr_dir``.
+                   progress: bool = True,
+                   downscale: Callable[[np.ndarray, int, str, str], np.ndarray] = bicubic_lr) -> LrResult:
+    """Write the LR of every HR image under ``hr_dir`` (recursively) to ``lr_dir``.
 
     Names keep the HR's relative path with a ``.png`` extension. See the module doc for
     ``mode`` and ``hr_output``. Unreadable images raise ``ImageReadError`` naming the file.
+    ``downscale(hr, scale, source, rel_path)`` makes each LR: bicubic by default, or e.g.
+    ``tools.pipeline_lr.PipelineDownscaler`` (Real-ESRGAN's degradations, seeded per image).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -93,7 +102,7 @@ def make_lr_folder(hr_dir: str | Path, lr_dir: str | Path, scale: int = 4, *, mo
             result.cropped.append((rel, (w, h), (hr.shape[1], hr.shape[0])))
         if h < scale or w < scale:
             raise DataToolError(f"{source}: {w}x{h} is smaller than the scale {scale}")
-        write_png(lr_dir / png_name(rel), bicubic_downscale(hr, scale, source), compress_level, source)
+        write_png(lr_dir / png_name(rel), downscale(hr, scale, source, rel), compress_level, source)
         if hr_output is not None:
             write_png(Path(hr_output) / png_name(rel), hr, compress_level, source)
         result.written += 1
