@@ -161,7 +161,8 @@ def server(tmp_path, settings):
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115  (closed below)
     proc = subprocess.Popen([sys.executable, str(REPO / "scripts" / "webui.py"), "--port", str(port), "--device", "cpu",
                              "--output", str(settings.output), "--experiments", str(settings.experiments)],
-                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)})
+                            stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 120
