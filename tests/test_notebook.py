@@ -45,9 +45,10 @@ def test_quickstart_runs_end_to_end(tmp_path, monkeypatch):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 5, text[-3000:]  # sample pair, losses, validation, samples, side by side
+    assert len(images) == 6, text[-3000:]  # sample pair, losses, validation, samples, side by side, degradations
     for plot in ("losses", "validation", "samples"):
         assert f"{plot}\n" in text and (tmp_path / "experiments" / "quickstart_x4" / "plots" / f"{plot}.png").is_file()
     assert f"iter: {iters:7d}" in text and "sample_val: model" in text and "not drawn" not in text
     assert (tmp_path / "experiments" / "quickstart_x4" / "models" / "net_g_latest.pth").is_file()
     assert (tmp_path / "datasets" / "sample" / "train_hr.lmdb" / "data.mdb").is_file()
+    assert (tmp_path / "experiments" / "quickstart_x4" / "plots" / "degradations.png").is_file()
