@@ -95,7 +95,12 @@ def test_request_keeps_formats_reports_broken_files_and_writes_only_its_folder(t
         zf.writestr("photo.jpg", cv2.imencode(".jpg", photo(4, 4))[1].tobytes())
     files = [str(up / n) for n in ("alpha.png", "gray16.png", "photo.jpg", "broken.png", "more.zip")]
     model = resolve_choice(experiment_choices(settings.experiments)[0].value, settings.experiments)
-    status, report = run_request(settings, UpscalerCache("cpu"), files, str(model), None, 0, 0, "auto")
+    calls = []
+    status, report = run_request(settings, UpscalerCache("cpu"), files, str(model), None, 0, 8, "auto",
+                                 lambda fraction, text: calls.append((fraction, text)))
+    fractions = [f for f, _ in calls]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert "photo.jpg (3/5): tile 2/2" in [t for _, t in calls]  # 10 px wide with 8 px tiles: two tiles
     assert "Upscaled **4 of 5**" in status and "`broken.png`: not a readable image" in status
     assert str(up) not in status  # the uploads' temporary paths are not shown
     rel = sorted(p.relative_to(report.folder).as_posix() for p in report.written)
@@ -160,7 +165,8 @@ def server(tmp_path, settings):
     port = _free_port()
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115  (closed below)
     proc = subprocess.Popen([sys.executable, str(REPO / "scripts" / "webui.py"), "--port", str(port), "--device", "cpu",
-                             "--output", str(settings.output), "--experiments", str(settings.experiments)],
+                             "--output", str(settings.output), "--experiments", str(settings.experiments),
+                             "--max-upload-mb", "1"],
                             stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
     url = f"http://127.0.0.1:{port}/"
@@ -187,6 +193,8 @@ def test_page_upscales_a_photo_in_headless_chromium(tmp_path, settings, server, 
     from playwright.sync_api import sync_playwright
 
     sample = write_rgb(tmp_path / "astronaut.png", photo(24, 16))
+    too_big = write_rgb(tmp_path / "noise.png", np.random.default_rng(0).integers(0, 256, (640, 640, 3), np.uint8))
+    assert too_big.stat().st_size > 2**20
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff truncated")
     checkpoint = settings.experiments / "tiny" / "models" / "net_g_1.pth"
@@ -199,6 +207,8 @@ def test_page_upscales_a_photo_in_headless_chromium(tmp_path, settings, server, 
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(server)
+            page.locator("#inputs input[type=file]").set_input_files([str(too_big)])
+            page.wait_for_selector('text=exceed the maximum allowed size of 1.0 Mb: "noise.png"')
             page.locator("#inputs input[type=file]").set_input_files([str(sample), str(broken)])
             page.locator("#model input").click()
             page.get_by_role("option", name="experiments/tiny/models/net_g_1.pth").click()
