@@ -27,9 +27,10 @@ if TYPE_CHECKING:
 
 LOCALHOST = "127.0.0.1"
 DEFAULT_PORT = 7860
-DEFAULT_MAX_UPLOAD_MB = 50
+DEFAULT_MAX_UPLOAD_MB = 100  # checkpoints are uploads too: RealESRGAN_x4plus.pth is 64 MiB
 DEFAULT_MODEL = "realesrgan-x4plus"
 GRADIO_DIR = ".gradio"  # under the output folder: Gradio's uploads and served copies
+UPLOAD_CLEANUP = (3600, 24 * 3600)  # hourly, Gradio deletes its copies older than a day (and all on restart)
 
 
 @dataclass
@@ -113,7 +114,7 @@ def build_app(settings: WebSettings) -> gr.Blocks:
 
     initial = choices()
     default = DEFAULT_MODEL if any(value == DEFAULT_MODEL for _, value in initial) else None
-    with gr.Blocks(title="realesrgan_ext: upscale images", analytics_enabled=False) as app:
+    with gr.Blocks(title="realesrgan_ext: upscale images", analytics_enabled=False, delete_cache=UPLOAD_CLEANUP) as app:
         gr.Markdown("## Upscale images\nUpload images or a .zip of images, pick a model, press **Upscale**. "
                     "Results keep the input's format (alpha, 16-bit and gray included).")
         with gr.Row():
