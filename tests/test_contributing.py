@@ -67,3 +67,12 @@ def test_walkthrough_architecture_its_test_and_option_file(toy_architecture, one
     options = yaml.safe_load(_block_after("**3. Train it.**", "yaml"))
     assert options["network_g"]["type"] == "ToyUpsampler"
     validate_options(options, "CONTRIBUTING.md options/toy_x4.yml")
+
+
+def test_worked_example_quotes_the_real_pixel_loss():
+    """Every line of the guide's PixelLoss excerpt (but its '...' elisions) is in the file, and its test exists."""
+    source = (REPO / "realesrgan_ext" / "losses" / "pixel_loss.py").read_text()
+    excerpt = _block_after("## Worked example", "python")
+    quoted = [line for line in excerpt.splitlines() if line.strip() and "..." not in line]
+    assert len(quoted) > 8 and [line for line in quoted if line not in source.splitlines()] == []
+    assert "def test_pixel_loss_values_and_bad_options(" in (REPO / "tests" / "test_losses.py").read_text()
