@@ -3,7 +3,7 @@
 
     python scripts/inference.py -i inputs/ -o results/ -m RealESRGAN_x4plus.pth --outscale 2
 
-A thin front over ``realesrgan_ext.inference``: ``load_model`` -> ``Upscaler`` -> ``plan_jobs`` /
+A thin front over ``realesrgan_ext.inference``: ``load_model`` -> ``engines.make_upscaler`` -> ``plan_jobs`` /
 ``run_jobs``. Exit status: 0 all written, 1 some files failed (listed at the end), 2 nothing was
 done (bad arguments, unreadable model, an output that would overwrite an input).
 """
@@ -25,7 +25,6 @@ from realesrgan_ext.inference import (  # noqa: E402
     PRECISIONS,
     ModelLoadError,
     OutputConflictError,
-    Upscaler,
     load_model,
     plan_jobs,
     run_jobs,
@@ -37,9 +36,7 @@ from realesrgan_ext.inference.bundled_models import (  # noqa: E402
     is_official_name,
     official_model_path,
 )
-from realesrgan_ext.inference.fast_backends import BACKENDS, BackendUnavailable, attach_backend  # noqa: E402
-
-PLAIN_BACKEND = "pytorch"  # the Upscaler's own network; the others come from fast_backends (CPU, fp32)
+from realesrgan_ext.inference.engines import BACKENDS, MIN_PSNR, make_upscaler  # noqa: E402
 
 
 def resolve_model(model: str) -> str:
@@ -77,15 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outscale", type=float, default=None,
                    help="final scale (any float); default: the model's scale")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="auto = fp32 on CPU, fp16 (or bf16 where the model prefers it) on CUDA")
+                   help=f"fp32: within {MIN_PSNR['fp32']:.0f} dB of the plain network (exact); bf16: fast, within "
+                        f"{MIN_PSNR['bf16']:.0f} dB; fp16: CUDA only; auto = fp32 on CPU, fp16 (or bf16 where the "
+                        "model prefers it) on CUDA")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--suffix", default=DEFAULT_SUFFIX, help="appended to output names as _SUFFIX ('' for none)")
     p.add_argument("--ext", choices=OUTPUT_EXTS, default="auto",
                    help="output format; auto keeps the input's; images with alpha are always PNG")
     p.add_argument("--alpha", choices=ALPHA_MODES, default="model", help="how to upscale an alpha channel")
-    p.add_argument("--backend", choices=(PLAIN_BACKEND, *BACKENDS), default=PLAIN_BACKEND,
-                   help="CPU fp32 tile runner: pytorch (plain), torch (NNPACK Winograd RRDB runner), ncnn, "
-                        "onnxruntime, openvino, or auto (ncnn where supported, else torch)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="engine: auto = on CPU the fastest installed one that reproduces the network within "
+                        "--precision on a probe image (openvino, then onnxruntime / pytorch bf16, then pytorch), "
+                        "pytorch on CUDA; a named engine that cannot run the model falls back to pytorch with a note")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -95,17 +95,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         jobs = plan_jobs(args.input, args.output, args.suffix, args.ext)
         model = load_model(resolve_model(args.model))
-        upscaler = Upscaler(model, tile=args.tile, tile_pad=args.tile_pad, precision=args.precision,
-                            device=args.device, alpha=args.alpha)
-        if args.backend != PLAIN_BACKEND:
-            attach_backend(upscaler, args.backend)
-    except (FileNotFoundError, OutputConflictError, ModelLoadError, ValueError, BackendUnavailable) as err:
+        upscaler = make_upscaler(model, args.backend, args.precision, args.device, tile=args.tile,
+                                 tile_pad=args.tile_pad, alpha=args.alpha)
+    except (FileNotFoundError, OutputConflictError, ModelLoadError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if not jobs:
         print(f"error: no images ({' '.join(IMAGE_SUFFIXES)}) under {args.input}", file=sys.stderr)
         return 2
     if not args.quiet:
+        for note in upscaler.engine.notes:
+            print(f"note: passed over {note}", file=sys.stderr)
         print(upscaler, file=sys.stderr)
     result = run_jobs(upscaler, jobs, outscale=args.outscale, ext=args.ext, progress=not args.quiet)
     print(result.summary(), file=sys.stderr if result.failed else sys.stdout)

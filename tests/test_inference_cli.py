@@ -51,7 +51,10 @@ def test_missing_release_file_says_the_bundled_fp16_copy_is_used(tmp_path, monke
     assert "fp16" in cli.build_parser().format_help()
 
 
-def test_backend_option_gives_the_same_image(tmp_path):
+def test_every_backend_value_works_and_gives_the_same_image(tmp_path, monkeypatch):
+    from realesrgan_ext.inference.engines import BACKENDS
+
+    monkeypatch.setenv("REALESRGAN_EXT_CACHE", str(tmp_path / "cache"))
     from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
 
     net = RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, scale=4)
@@ -62,10 +65,12 @@ def test_backend_option_gives_the_same_image(tmp_path):
     cv2.imwrite(str(src / "a.png"), cv2.resize(data.astronaut()[:, :, ::-1], (20, 16), interpolation=cv2.INTER_AREA))
     cli = load_cli()
     outputs = {}
-    for backend in ("pytorch", "torch"):
+    for backend in BACKENDS:
         out_dir = tmp_path / backend
         assert cli.main(["-i", str(src), "-o", str(out_dir), "-m", str(model_path), "--backend", backend,
                          "--quiet"]) == 0
         outputs[backend] = cv2.imread(str(out_dir / "a_out.png")).astype(int)
     assert outputs["pytorch"].shape == (64, 80, 3)
-    assert abs(outputs["pytorch"] - outputs["torch"]).max() <= 1
+    for backend in BACKENDS:
+        assert abs(outputs["pytorch"] - outputs[backend]).max() <= 1, backend
+    assert cli.build_parser().get_default("backend") == "auto"

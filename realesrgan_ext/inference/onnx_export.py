@@ -72,6 +72,8 @@ def _export(module: nn.Module, sample: torch.Tensor, path: Path, dynamic: bool, 
         # the TorchScript exporter announces its own deprecation on every call
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+        # input-size checks in forward (x1 / x2 need even sizes) are guards, not part of the graph
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         torch.onnx.export(module, (sample,), str(path), dynamo=False, input_names=[INPUT_NAME],
                           output_names=[OUTPUT_NAME], dynamic_axes=axes, opset_version=opset,
                           do_constant_folding=True)

@@ -143,10 +143,12 @@ class Upscaler:
         self.net = copy.deepcopy(self.model.module).eval().requires_grad_(False)
         self.net.to(device=self.device, dtype=self.dtype, memory_format=torch.channels_last)
         self._on_tile: Callable[[int, int], None] | None = None
+        self.engine = None  # engines.make_upscaler: the EngineChoice whose tile_fn replaced self.net
 
     def __repr__(self) -> str:
-        return (f"Upscaler({self.model.describe()}, device={self.device}, dtype={self.dtype}, tile={self.tile}, "
-                f"tile_pad={self.tile_pad}, blend={self.blend}, alpha={self.alpha!r})")
+        engine = f", engine={self.engine.describe()}" if self.engine is not None else ""
+        return (f"Upscaler({self.model.describe()}, device={self.device}, dtype={self.dtype}{engine}, "
+                f"tile={self.tile}, tile_pad={self.tile_pad}, blend={self.blend}, alpha={self.alpha!r})")
 
     def output_size(self, height: int, width: int, outscale: float | None = None) -> tuple[int, int]:
         """(height, width) of ``upscale``'s result for an input of that size."""

@@ -1,0 +1,275 @@
+"""Inference engines for the tiled ``Upscaler``, and ``auto``: the fastest one that is exact enough here.
+
+Every engine computes the network itself, never a copy of its code: ``onnxruntime`` and
+``openvino`` run the ONNX export of the loaded module (``onnx_export``), so each generator
+option (global skip, pixel-unshuffle x1 / x2, x8, pixel-shuffle upsampling, spandrel models)
+is whatever the module computes. ``ncnn`` runs a graph written from RRDB weights
+(``ncnn_writer``) and refuses every model that graph does not express.
+
+* ``pytorch``: the network as loaded (fp32, bf16; fp16 on CUDA). The only engine on CUDA.
+* ``openvino`` (CPU): fp32, or bf16 (``INFERENCE_PRECISION_HINT``), which uses the CPU's
+  native bf16 instructions (avx512_bf16 / AMX) where it has them.
+* ``onnxruntime`` (CPU): fp32.
+* ``ncnn`` (CPU): fp32, x4 / x8 RRDB generators without global skip.
+
+``auto`` (``make_upscaler``): on CUDA, ``pytorch``. On CPU, the candidates of ``AUTO_ORDER`` for
+the precision asked are tried fastest first (measured order, see README "Performance"); the
+first that builds and reproduces the plain fp32 network on a probe image to at least
+``MIN_PSNR`` dB (60 for fp32, 50 for bf16) is used. A model an engine cannot run, or not
+exactly enough, falls back to the next; ``pytorch`` fp32 always qualifies. An explicitly named
+engine is checked the same way and falls back to ``pytorch`` with a note.
+
+The ONNX export (about 9 s for x4plus) is cached on disk, keyed by the weights' and settings'
+hash: ``cache_dir('onnx')/<sha256>.onnx`` (``realesrgan_ext.paths``), so only the first run pays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from realesrgan_ext.inference.model_loader import LoadedModel
+from realesrgan_ext.inference.upscaler import Upscaler, resolve_device
+from realesrgan_ext.paths import cache_dir
+
+ENGINES = ("pytorch", "openvino", "onnxruntime", "ncnn")
+BACKENDS = ("auto", *ENGINES)
+MIN_PSNR = {"fp32": 60.0, "bf16": 50.0}  # dB against the plain fp32 network on the probe image
+# CPU candidates, fastest first (README "Performance"); each also satisfies a looser precision.
+AUTO_ORDER = {
+    "fp32": (("openvino", "fp32"), ("onnxruntime", "fp32"), ("pytorch", "fp32")),
+    "bf16": (("openvino", "bf16"), ("pytorch", "bf16"), ("openvino", "fp32"), ("onnxruntime", "fp32"),
+             ("pytorch", "fp32")),
+}
+ENGINE_PRECISIONS = {"openvino": ("fp32", "bf16"), "onnxruntime": ("fp32",), "ncnn": ("fp32",)}
+PACKAGES = {"openvino": "openvino", "onnxruntime": "onnxruntime", "ncnn": "ncnn"}
+PROBE_SIZE = 32  # probe image side (input px), rounded up to the model's size multiple
+CACHE_VERSION = "1"  # part of the ONNX cache key: bump when the export changes
+TileFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+class EngineUnavailable(RuntimeError):
+    """The engine's package is missing or it cannot run this model; the message says which and why."""
+
+
+@dataclass
+class EngineChoice:
+    """What ``make_upscaler`` picked: engine, precision, the probe's PSNR and why others were passed over."""
+
+    engine: str
+    precision: str
+    psnr: float | None = None  # None: not probed (pytorch at the precision asked)
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        checked = f", {self.psnr:.1f} dB vs fp32 network" if self.psnr is not None else ""
+        return f"{self.engine} {self.precision}{checked}"
+
+
+# --------------------------------------------------------------------------- ONNX export, cached
+
+
+def model_key(model: LoadedModel) -> str:
+    """sha256 of what the module computes: class, settings and every weight (name, dtype, shape, bytes)."""
+    digest = hashlib.sha256(f"{CACHE_VERSION}|{torch.__version__}|{type(model.module).__qualname__}|"
+                            f"{model.name}|{sorted(model.settings.items())}".encode())
+    for name, tensor in model.module.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def cached_onnx(model: LoadedModel) -> Path:
+    """The dynamic-shape fp32 ONNX export of ``model``, exported once (atomic write) and reused."""
+    from realesrgan_ext.inference.onnx_export import export_onnx
+
+    path = cache_dir("onnx") / f"{model_key(model)}.onnx"
+    if path.is_file():
+        return path
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.onnx")
+    try:
+        export_onnx(model, tmp, dynamic=True, check=False)
+        os.replace(tmp, path)
+    except Exception as err:
+        raise EngineUnavailable(f"{model.describe()}: ONNX export failed ({type(err).__name__}: {err})") from err
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------- engines
+
+
+def _require(engine: str) -> None:
+    if importlib.util.find_spec(PACKAGES[engine]) is None:
+        raise EngineUnavailable(f"the {engine} engine needs its package: pip install {PACKAGES[engine]}")
+
+
+def _onnxruntime(model: LoadedModel, precision: str, threads: int) -> TileFn:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(cached_onnx(model)), options, providers=["CPUExecutionProvider"])
+    return lambda x: torch.from_numpy(session.run(None, {"input": _numpy(x)})[0])
+
+
+def _openvino(model: LoadedModel, precision: str, threads: int) -> TileFn:
+    import openvino as ov
+
+    core = ov.Core()
+    # the hint is explicit both ways: OpenVINO picks bf16 by itself on CPUs that have it
+    compiled = core.compile_model(core.read_model(str(cached_onnx(model))), "CPU", {
+        "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16"}[precision],
+        "PERFORMANCE_HINT": "LATENCY"})
+    request = compiled.create_infer_request()
+    return lambda x: torch.from_numpy(request.infer({0: _numpy(x)})[0].copy())
+
+
+def _ncnn(model: LoadedModel, precision: str, threads: int) -> TileFn:
+    from realesrgan_ext.inference.ncnn_engine import NcnnRRDB
+
+    return NcnnRRDB(model, threads)
+
+
+_BUILDERS = {"openvino": _openvino, "onnxruntime": _onnxruntime, "ncnn": _ncnn}
+
+
+def _numpy(x: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(x.detach().float().cpu().numpy())
+
+
+def build_engine(model: LoadedModel, engine: str, precision: str = "fp32", threads: int | None = None) -> TileFn:
+    """A CPU ``tile_fn(x) -> y`` running ``model`` on ``engine`` (not ``pytorch``: that is the Upscaler's own).
+
+    ``x``: float32 ``(N, C, h, w)`` in [0, 1]; ``y``: float32 ``(N, C_out, h*s, w*s)``, as the network.
+
+    Raises:
+        EngineUnavailable: package missing, precision not offered, or the model cannot be converted.
+    """
+    if engine not in _BUILDERS:
+        raise ValueError(f"engine must be one of {tuple(_BUILDERS)}, got {engine!r}")
+    if precision not in ENGINE_PRECISIONS[engine]:
+        raise EngineUnavailable(f"the {engine} engine runs {' / '.join(ENGINE_PRECISIONS[engine])}, not {precision}")
+    _require(engine)
+    return _BUILDERS[engine](model, precision, threads or torch.get_num_threads())
+
+
+# --------------------------------------------------------------------------- exactness probe
+
+
+def probe_image(model: LoadedModel, size: int = PROBE_SIZE) -> torch.Tensor:
+    """A deterministic photo-like input (smooth shading, edges, fine texture), ``(1, C, s, s)`` in [0, 1]."""
+    mult = max(model.size_multiple, 1)
+    side = -(-max(size, model.min_size) // mult) * mult
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, side), torch.linspace(0, 1, side), indexing="ij")
+    texture = torch.rand(side, side, generator=torch.Generator().manual_seed(0))
+    planes = [0.5 + 0.3 * torch.sin(6 * xx + 2 * c) * torch.cos(5 * yy) + 0.15 * (xx > 0.5 + 0.1 * c) +
+              0.05 * texture for c in range(model.in_channels)]
+    return torch.stack(planes)[None].clamp(0, 1)
+
+
+def psnr(output: torch.Tensor, reference: torch.Tensor) -> float:
+    """PSNR in dB of two [0, 1] images (clamped as the Upscaler writes them)."""
+    mse = float(torch.mean((output.float().clamp(0, 1) - reference.float().clamp(0, 1)) ** 2))
+    return float("inf") if mse == 0 else 10 * float(np.log10(1 / mse))
+
+
+def _reference(model: LoadedModel, x: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        return model.module.float()(x)
+
+
+def _pytorch_bf16(model: LoadedModel) -> TileFn:
+    import copy
+
+    net = copy.deepcopy(model.module).to(torch.bfloat16)
+    return lambda x: net(x.to(torch.bfloat16)).float()
+
+
+def check_engine(model: LoadedModel, run: TileFn, reference: torch.Tensor | None = None) -> float:
+    """PSNR of ``run`` against the plain fp32 network on ``probe_image`` (inf when equal)."""
+    x = probe_image(model)
+    reference = _reference(model, x) if reference is None else reference
+    with torch.inference_mode():
+        out = run(x)
+    if tuple(out.shape) != tuple(reference.shape):
+        return float("-inf")
+    return psnr(out, reference)
+
+
+# --------------------------------------------------------------------------- choosing
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` on CPU is fp32 (exact); on CUDA the Upscaler picks (fp16 / bf16)."""
+    return "fp32" if precision == "auto" and device.type == "cpu" else precision
+
+
+def _candidates(backend: str, precision: str) -> list[tuple[str, str]]:
+    if backend == "auto":
+        return list(AUTO_ORDER[precision])
+    return [(backend, precision), ("pytorch", precision), ("pytorch", "fp32")]
+
+
+def choose_engine(model: LoadedModel, backend: str = "auto", precision: str = "auto",
+                  device: str | torch.device = "auto",
+                  threads: int | None = None) -> tuple[EngineChoice, TileFn | None]:
+    """The engine ``backend`` resolves to for ``model`` here, and its ``tile_fn`` (None: the Upscaler's network).
+
+    See the module docstring for the rules. ``EngineChoice.notes`` says why a candidate was passed over.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device)
+    if device.type != "cpu" or precision not in MIN_PSNR:
+        notes = [] if backend in ("auto", "pytorch") else [f"{backend}: CPU fp32/bf16 only; using pytorch on {device}"]
+        return EngineChoice("pytorch", precision, None, notes), None
+    notes: list[str] = []
+    reference = None
+    for engine, engine_precision in _candidates(backend, precision):
+        if (engine, engine_precision) == ("pytorch", "fp32"):
+            return EngineChoice(engine, engine_precision, None, notes), None
+        try:
+            run = _pytorch_bf16(model) if engine == "pytorch" else build_engine(model, engine, engine_precision,
+                                                                                threads)
+            if reference is None:
+                reference = _reference(model, probe_image(model))
+            quality = check_engine(model, run, reference)
+        except Exception as err:  # noqa: BLE001  (any failure of an optional engine: fall back, say why)
+            notes.append(f"{engine} {engine_precision}: {err}")
+            continue
+        if quality >= MIN_PSNR[precision]:
+            return EngineChoice(engine, engine_precision, quality, notes), (None if engine == "pytorch" else run)
+        notes.append(f"{engine} {engine_precision}: {quality:.1f} dB against the fp32 network, below the "
+                     f"{MIN_PSNR[precision]:.0f} dB --precision {precision} asks for")
+    raise AssertionError("unreachable: pytorch fp32 is always the last candidate")
+
+
+def make_upscaler(model: LoadedModel, backend: str = "auto", precision: str = "auto",
+                  device: str | torch.device = "auto", threads: int | None = None, **upscaler_options) -> Upscaler:
+    """An ``Upscaler`` whose tiles run on the engine ``choose_engine`` picks; ``upscaler.engine`` says which.
+
+    ``upscaler_options``: ``tile``, ``tile_pad``, ``alpha``, ``blend`` (see ``Upscaler``).
+    """
+    choice, run = choose_engine(model, backend, precision, device, threads)
+    upscaler = Upscaler(model, precision="fp32" if run is not None else choice.precision, device=device,
+                        **upscaler_options)
+    if run is not None:
+        upscaler.net = run  # the Upscaler hands each float32 tile to self.net
+    upscaler.engine = choice
+    return upscaler
+
+
+__all__ = ["AUTO_ORDER", "BACKENDS", "ENGINES", "MIN_PSNR", "EngineChoice", "EngineUnavailable", "build_engine",
+           "cached_onnx", "check_engine", "choose_engine", "make_upscaler", "model_key", "probe_image", "psnr"]

@@ -1,0 +1,134 @@
+"""x4 / x8 RRDB generators on ncnn's CPU runtime (PyPI ``ncnn``), the upsampling tail in row stripes.
+
+The graph is written from the weights by ``ncnn_writer`` (the layout of the official Real-ESRGAN
+ncnn files), which expresses x4 / x8 RRDB generators with ``nearest`` upsampling and no global
+skip; any other model is refused (``EngineUnavailable``). ``tests/test_engines.py`` checks the
+output against the network for each generator option.
+
+Memory: the tail's activations at 4x / 16x the tile's pixels are the largest tensors, so the
+tail runs in row stripes with a halo wider than its receptive field (exact).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from realesrgan_ext.inference.engines import EngineUnavailable
+from realesrgan_ext.inference.model_loader import LoadedModel
+from realesrgan_ext.inference.ncnn_import import STAGES_BY_SCALE
+from realesrgan_ext.inference.ncnn_writer import rrdb_to_ncnn_layers, write_ncnn
+
+TileFn = Callable[[torch.Tensor], torch.Tensor]
+# The tail's receptive field is under 1.25 feature rows (one 3x3 conv at 2x resolution, three at
+# 4x for x4), so 2 rows of halo make every stripe exact.
+TAIL_HALO = 2
+# Feature rows per tail stripe: chosen so one output-resolution activation (num_feat channels,
+# float32) of a stripe stays near this size.
+TAIL_STRIPE_BYTES = 16 << 20
+MIN_STRIPE_ROWS = 16  # the 2-row halos cost at most 25 % more of the tail (8 % of the work)
+
+
+def ncnn_supports(model: LoadedModel) -> str | None:
+    """None when the ncnn graph expresses ``model``, else why not."""
+    module, settings = model.module, model.settings
+    if model.name != "RRDB":
+        return f"{model.name} is not an RRDB generator"
+    if getattr(module, "upsampler", "nearest") != "nearest":
+        return f"upsampler {module.upsampler!r} (the ncnn graph has nearest x2 stages only)"
+    if getattr(module, "global_skip", None):
+        return f"global_skip={module.global_skip!r} (the ncnn graph has no global skip)"
+    if int(settings.get("scale", model.scale)) not in STAGES_BY_SCALE:
+        return f"x{model.scale} (the ncnn graph has no pixel-unshuffle; x4 / x8 only)"
+    return None
+
+
+def _stripe_rows(num_feat: int, width: int, out_per_row: int) -> int:
+    row_bytes = num_feat * 4 * width * out_per_row * out_per_row
+    return max(MIN_STRIPE_ROWS, TAIL_STRIPE_BYTES // max(row_bytes, 1))
+
+
+def run_tail_in_stripes(feat: torch.Tensor, tail: TileFn, factor: int, rows: int,
+                        map_fn: Callable = map) -> torch.Tensor:
+    """``tail(feat)`` computed ``rows`` feature rows at a time, each with ``TAIL_HALO`` rows of context.
+
+    ``factor``: output rows per feature row. Exact because the tail's receptive field is smaller
+    than the halo: the halo rows' outputs (touched by the stripe's zero padding) are cropped.
+    ``map_fn``: how the stripes are mapped (e.g. a thread pool's ``map``, results in order).
+    """
+    height = feat.shape[2]
+    if rows >= height:
+        return tail(feat)
+    spans = [(top, min(top + rows, height)) for top in range(0, height, rows)]
+
+    def stripe(span: tuple[int, int]) -> torch.Tensor:
+        top, bottom = span
+        lo, hi = max(top - TAIL_HALO, 0), min(bottom + TAIL_HALO, height)
+        return tail(feat[:, :, lo:hi])[:, :, (top - lo) * factor: (bottom - lo) * factor]
+
+    return torch.cat(list(map_fn(stripe, spans)), dim=2)
+
+
+
+class NcnnRRDB:
+    """An x4 / x8 RRDB generator on ncnn's CPU runtime; the tail runs in row stripes.
+
+    The weights are written as fp32 ncnn files (a temporary folder, read back at once), so the
+    output matches PyTorch's to float rounding (about 1e-6).
+    """
+
+    def __init__(self, model: LoadedModel, threads: int | None = None) -> None:
+        if importlib.util.find_spec("ncnn") is None:
+            raise EngineUnavailable("the ncnn engine needs the ncnn runtime: pip install ncnn")
+        why_not = ncnn_supports(model)
+        if why_not:
+            raise EngineUnavailable(f"the ncnn engine cannot run {model.describe()}: {why_not}")
+        settings = model.settings
+        import ncnn
+
+        self._ncnn = ncnn
+        state_dict = {k: v.detach().float().cpu() for k, v in model.module.state_dict().items()}
+        self.num_feat = int(state_dict["conv_first.weight"].shape[0])
+        self.factor = 2 ** STAGES_BY_SCALE[int(settings.get("scale", model.scale))]
+        self.threads = threads or torch.get_num_threads()
+        with tempfile.TemporaryDirectory(prefix="realesrgan_ext_ncnn_") as folder:
+            self.trunk_net = self._load(rrdb_to_ncnn_layers(state_dict, settings, "trunk"), Path(folder), "trunk")
+            self.tail_net = self._load(rrdb_to_ncnn_layers(state_dict, settings, "tail"), Path(folder), "tail")
+
+    def _load(self, layers, folder: Path, name: str):
+        param, weights = folder / f"{name}.param", folder / f"{name}.bin"
+        write_ncnn(layers, param, weights)
+        net = self._ncnn.Net()
+        opt = net.opt
+        # fp32 everywhere: ncnn defaults to fp16 / bf16 storage where the CPU has it
+        opt.use_vulkan_compute = False
+        opt.use_fp16_packed = opt.use_fp16_storage = opt.use_fp16_arithmetic = False
+        opt.use_bf16_storage = False
+        opt.use_int8_inference = False
+        opt.num_threads = self.threads
+        if net.load_param(str(param)) != 0 or net.load_model(str(weights)) != 0:
+            raise EngineUnavailable(f"ncnn could not load the {name} graph written from this model")
+        return net
+
+    def _run(self, net, chw: np.ndarray) -> np.ndarray:
+        chw = np.ascontiguousarray(chw, dtype=np.float32)  # ncnn.Mat wraps it: keep a reference
+        extractor = net.create_extractor()
+        extractor.input("data", self._ncnn.Mat(chw))
+        ret, out = extractor.extract("output")
+        if ret != 0:
+            raise RuntimeError(f"ncnn extract failed with code {ret}")
+        return np.array(out)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = []
+        for image in x.detach().float().cpu():
+            feat = torch.from_numpy(self._run(self.trunk_net, image.numpy()))[None]
+            rows = _stripe_rows(self.num_feat, feat.shape[3], self.factor)
+            tail = lambda f: torch.from_numpy(self._run(self.tail_net, f[0].numpy()))[None]  # noqa: E731
+            outputs.append(run_tail_in_stripes(feat, tail, self.factor, rows))
+        return torch.cat(outputs)
