@@ -24,5 +24,7 @@ setup(
     packages=find_packages(include=["realesrgan_ext", "realesrgan_ext.*"]),
     python_requires=">=3.10",
     install_requires=["torch>=2.1", "torchvision>=0.16", "basicsr==1.4.2", *read_requirements("requirements.txt")],
-    extras_require={"dev": read_requirements("requirements-dev.txt"), "benchmark": ["realesrgan==0.3.0"]},
+    # The benchmark's reference, Real-ESRGAN 0.3.0, is not an extra: it must be installed with
+    # --no-deps (its requirements pull tb-nightly and opencv-python); see scripts/benchmark_inference.py.
+    extras_require={"dev": read_requirements("requirements-dev.txt")},
 )

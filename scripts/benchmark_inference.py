@@ -1,227 +1,148 @@
-"""CPU fp32 inference benchmark: our Upscaler (PyTorch / ncnn / ONNX backends) against Real-ESRGAN.
+"""Inference benchmark, whole process: every engine and precision against Real-ESRGAN's ``RealESRGANer``.
 
-    python scripts/benchmark_inference.py --quick                 # 128^2 and 256^2, one repeat
-    python scripts/benchmark_inference.py                         # 128^2 .. 1024^2 (tens of minutes)
-    python scripts/benchmark_inference.py --sizes 256 --configs upscaler ncnn onnxruntime openvino
+    python scripts/benchmark_inference.py --quick                  # 128^2 and 256^2, a few minutes
+    python scripts/benchmark_inference.py                          # 128^2 .. 1024^2, 3 runs each
+    python scripts/benchmark_inference.py --sizes 256 --configs realesrganer auto-bf16 --repeat 1
 
-Model: the official Real-ESRGAN x4plus weights (``official_model_path``). Input: a photo
-(skimage's astronaut) resized to S x S, uint8. Each configuration runs in a fresh subprocess,
-so its peak memory is its own: ``peak MB`` is the RSS high-water mark (``ru_maxrss``) above the
-RSS right after the imports, covering model loading, backend set-up and the timed runs.
+What a user waits for: each run is a fresh process that starts Python, loads the model, sets up
+its engine, upscales one photo (skimage's astronaut resized to S x S) and writes a PNG. Ours is
+``scripts/inference.py --backend B --precision P``; the reference is ``RealESRGANer`` 0.3.0 as its
+``inference_realesrgan.py`` runs it (fp32, ``--ref-tile`` / tile_pad 10 / pre_pad 0). Runs of all
+configurations are alternated, ``--repeat`` times, and the median is reported. Engine conversions
+(the ONNX export) are cached on disk by the first run of each configuration, which is not timed.
 
-Configurations (same weights, same ``--tile`` / ``--tile-pad``, fp32, ``--threads``):
-  realesrganer  Real-ESRGAN 0.3.0's ``RealESRGANer`` (pre_pad 0), the reference implementation;
-                optional: pip install --no-deps realesrgan==0.3.0
-  upscaler      our ``Upscaler`` as it is (its own PyTorch network, channels_last)
-  torch         ``Upscaler`` + ``fast_backends`` torch runner (NNPACK Winograd convolutions,
-                buffer-filled dense blocks, upsampling tail in row stripes): the recommended CPU path
-  ncnn          ``Upscaler`` + ncnn runner (ncnn's Winograd convolutions, striped tail)
-  onnxruntime, openvino   ``Upscaler`` + the ONNX export on those runtimes
+Columns: ``s`` median seconds of the whole process; ``x RESRGANer`` its speed-up over
+``RealESRGANer`` at that size; ``s/MP out`` seconds per output megapixel; ``peak MB`` the
+process's RSS high-water mark; ``PSNR`` of its uint8 output against ours in fp32 with plain PyTorch
+(``pytorch-fp32``: today's exact path); ``engine`` what ``auto`` picked. The summary gives time per
+output pixel across sizes and checks issue 8's targets (bf16 >= 3x at >= 50 dB, fp32 >= 1.6x).
 
-Columns: seconds per image (best of ``--repeat``), output megapixels per second, GFLOP/s
-(2 x the network's multiply-accumulates, counted from its conv shapes, per LR pixel, times the
-LR pixels, over the time: tile overlap is not counted as useful work), that as a share of this
-machine's measured 3x3-convolution peak (PyTorch, 64->64 channels on 1x64x512x512), and PSNR of
-the uint8 output against an fp32 untiled PyTorch reference of the same input (direct
-convolutions; uint8 rounding alone limits PSNR to about 59 dB). ``load``: the 1-minute load
-average when the row finished; other processes on the machine slow every configuration down.
+``RealESRGANer`` needs ``pip install --no-deps realesrgan==0.3.0`` (its dependencies would pull
+tb-nightly and opencv-python); without it that column is skipped. Time it on an idle machine:
+other processes computing on the same cores slow every configuration down several-fold.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
-import resource
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
-CONFIGS = ("realesrganer", "upscaler", "torch", "ncnn", "onnxruntime", "openvino")
-DEFAULT_CONFIGS = ("realesrganer", "upscaler", "torch")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a checkout without installing
+
+OURS = ("pytorch-fp32", "pytorch-bf16", "openvino-fp32", "openvino-bf16", "onnxruntime-fp32", "ncnn-fp32",
+        "auto-fp32", "auto-bf16")
+CONFIGS = ("realesrganer", *OURS)
+REFERENCE = "pytorch-fp32"  # "our fp32 output": PSNR is measured against it, and it always runs
 DEFAULT_SIZES = (128, 256, 512, 1024)
 QUICK_SIZES = (128, 256)
 MODEL_NAME = "realesrgan-x4plus"
-WARMUP_SIZE = 32  # a small untimed run first: thread pools, kernel selection, lazy initialisation
-PEAK_CONV = (1, 64, 512, 512)  # the convolution timed for the machine's peak: 3x3, 64 -> 64 channels
-RESULT_PREFIX = "RESULT "
-REPEAT_MAX_SIZE = 256
-
-
-# --------------------------------------------------------------------------- measurements
-
-
-def rss_mb() -> float:
-    """Current resident set size in MB (Linux /proc; falls back to the high-water mark)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:
-        return peak_rss_mb()
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
-
-
-def conv_macs_per_pixel(module, size: int = 16) -> float:
-    """Multiply-accumulates per input pixel, summed over every Conv2d from its actual output shape."""
-    import torch
-
-    total = [0]
-
-    def hook(conv, _inputs, output):
-        kh, kw = conv.kernel_size
-        total[0] += output.numel() * (conv.in_channels // conv.groups) * kh * kw
-
-    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
-    try:
-        with torch.inference_mode():
-            module(torch.zeros(1, 3, size, size))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return total[0] / (size * size)
-
-
-def conv_peak_gflops(threads: int, repeat: int = 3) -> float:
-    """GFLOP/s of PyTorch's best case here: a large 3x3 64->64 convolution, channels_last."""
-    import torch
-
-    torch.set_num_threads(threads)
-    conv = torch.nn.Conv2d(PEAK_CONV[1], PEAK_CONV[1], 3, padding=1).eval().to(memory_format=torch.channels_last)
-    x = torch.rand(PEAK_CONV).contiguous(memory_format=torch.channels_last)
-    flops = 2 * PEAK_CONV[1] ** 2 * 9 * PEAK_CONV[2] * PEAK_CONV[3]
-    best = float("inf")
-    with torch.inference_mode():
-        conv(x)
-        for _ in range(repeat):
-            start = time.perf_counter()
-            conv(x)
-            best = min(best, time.perf_counter() - start)
-    return flops / best / 1e9
+PRIME_SIZE = 32  # the untimed first run of each configuration (fills the engine caches)
+TARGETS = {"auto-bf16": (3.0, 50.0), "auto-fp32": (1.6, 60.0)}  # issue 8: speed-up over RealESRGANer, min PSNR
+REFERENCE_TILE_PAD, REFERENCE_PRE_PAD = 10, 0  # inference_realesrgan.py's defaults
 
 
 def test_image(size: int) -> np.ndarray:
-    """A real photo as size x size uint8 RGB."""
+    """A real photo as size x size uint8 BGR (as cv2 reads it)."""
     import cv2
     from skimage import data
 
-    photo = data.astronaut()
+    photo = data.astronaut()[:, :, ::-1]
     interp = cv2.INTER_AREA if size < photo.shape[0] else cv2.INTER_CUBIC
-    return cv2.resize(photo, (size, size), interpolation=interp)
+    return np.ascontiguousarray(cv2.resize(photo, (size, size), interpolation=interp))
 
 
-def psnr(output_u8: np.ndarray, reference: np.ndarray) -> float:
-    mse = float(np.mean((output_u8.astype(np.float64) / 255.0 - reference.astype(np.float64)) ** 2))
+def psnr(output: np.ndarray, reference: np.ndarray) -> float:
+    if output.shape != reference.shape:
+        return float("nan")
+    mse = float(np.mean((output.astype(np.float64) - reference.astype(np.float64)) ** 2)) / 255.0**2
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
-# --------------------------------------------------------------------------- one configuration (child)
-
-
-def _setup(config: str, model_path: str, tile: int, tile_pad: int, threads: int):
-    """Build the runner of ``config``; returns ``upscale(rgb_u8) -> rgb_u8`` (or float for the reference)."""
+def realesrganer_child(job: dict) -> None:
+    """What ``inference_realesrgan.py -n RealESRGAN_x4plus`` does for one image, in this process."""
+    import cv2
     import torch
 
-    torch.set_num_threads(threads)
-    if config == "realesrganer":  # (realesrgan_ext, imported first, gives basicsr its torchvision alias)
-        from basicsr.archs.rrdbnet_arch import RRDBNet
-        from realesrgan.utils import RealESRGANer
+    import realesrgan_ext
 
-        net = RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32, scale=4)
-        upsampler = RealESRGANer(scale=4, model_path=model_path, model=net, tile=tile, tile_pad=tile_pad,
-                                 pre_pad=0, half=False, device=torch.device("cpu"))
-        return lambda rgb: upsampler.enhance(np.ascontiguousarray(rgb[:, :, ::-1]))[0][:, :, ::-1]
+    realesrgan_ext.register()  # makes basicsr importable on current torchvision
+    from basicsr.archs.rrdbnet_arch import RRDBNet
 
-    from realesrgan_ext.inference.fast_backends import attach_backend
-    from realesrgan_ext.inference.model_loader import load_model
-    from realesrgan_ext.inference.upscaler import Upscaler
-
-    model = load_model(model_path)
-    if config == "reference":  # untiled, fp32, pure PyTorch; float output
-        upscaler = Upscaler(model, tile=1 << 20, precision="fp32", device="cpu")
-        attach_backend(upscaler, "torch", threads, winograd=False)  # direct convolutions, striped tail
-        return lambda rgb: upscaler.upscale(rgb.astype(np.float32) / 255.0)
-    upscaler = Upscaler(model, tile=tile, tile_pad=tile_pad, precision="fp32", device="cpu")
-    if config != "upscaler":
-        attach_backend(upscaler, config, threads)
-    return upscaler.upscale
+    # realesrgan/__init__ registers UNetDiscriminatorSN, which basicsr 1.4.2 already has (an
+    # AssertionError): load only its utils module, which holds RealESRGANer.
+    folder = Path(importlib.util.find_spec("realesrgan").submodule_search_locations[0])
+    spec = importlib.util.spec_from_file_location("realesrgan_utils", folder / "utils.py")
+    utils = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(utils)
+    net = RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32, scale=4)
+    upsampler = utils.RealESRGANer(scale=4, model_path=job["model"], model=net, tile=job["tile"],
+                                   tile_pad=REFERENCE_TILE_PAD, pre_pad=REFERENCE_PRE_PAD, half=False,
+                                   device=torch.device("cpu"))
+    output, _ = upsampler.enhance(cv2.imread(job["input"], cv2.IMREAD_UNCHANGED), outscale=4)
+    cv2.imwrite(job["output"], output)
 
 
-def run_child(job: dict) -> dict:
-    """Runs in a fresh process: imports, set-up, warm-up, timed runs; memory relative to the imports."""
-    import torch  # noqa: F401  (counted in the import baseline, as are the runtimes below)
-
-    if job["config"] == "realesrganer":
-        import realesrgan_ext
-
-        realesrgan_ext.register()  # first: it makes basicsr importable on current torchvision
-        import basicsr.archs.rrdbnet_arch  # noqa: F401
-        import realesrgan.utils  # noqa: F401
+def run(config: str, job: dict) -> dict:
+    """One whole-process run; seconds, peak RSS (from ``wait4``), the output and what ``auto`` picked."""
+    out_dir = Path(job["out_dir"]) / config
+    if config == "realesrganer":
+        out_dir.mkdir(parents=True, exist_ok=True)
+        output = out_dir / f"{Path(job['input']).stem}_out.png"
+        cmd = [sys.executable, __file__, "--child", json.dumps({**job, "output": str(output)})]
     else:
-        import realesrgan_ext.inference.fast_backends  # noqa: F401
-        import realesrgan_ext.inference.upscaler  # noqa: F401
-        if job["config"] == "ncnn":
-            import ncnn  # noqa: F401
-    image = test_image(job["size"])
-    warm_image = test_image(WARMUP_SIZE)
-    baseline = rss_mb()
+        backend, precision = config.rsplit("-", 1)
+        output = out_dir / f"{Path(job['input']).stem}_out.png"
+        cmd = [sys.executable, str(REPO / "scripts" / "inference.py"), "-i", job["input"], "-o", str(out_dir),
+               "-m", job["model"], "--backend", backend, "--precision", precision, "--tile", str(job["our_tile"])]
+    output.unlink(missing_ok=True)
     start = time.perf_counter()
-    upscale = _setup(job["config"], job["model"], job["tile"], job["tile_pad"], job["threads"])
-    setup_s = time.perf_counter() - start
-    setup_mb = rss_mb() - baseline
-    upscale(warm_image)
-    times = []
-    for _ in range(job["repeat"]):
-        start = time.perf_counter()
-        output = upscale(image)
-        times.append(time.perf_counter() - start)
-    peak_mb = peak_rss_mb() - baseline
-    np.save(job["output"], output)
-    return {"seconds": min(times), "all_seconds": times, "setup_s": setup_s, "setup_mb": setup_mb,
-            "peak_mb": peak_mb, "shape": list(output.shape)}
-
-
-def spawn(job: dict) -> dict:
-    """Run one job in a fresh interpreter; its result line comes back on stdout."""
-    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(job)], capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX):])
-    tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-    raise RuntimeError(f"{job['config']} at {job['size']}^2 failed (exit {proc.returncode}):\n{tail}")
-
-
-# --------------------------------------------------------------------------- the benchmark (parent)
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        log = err.read().decode(errors="replace")
+    if proc.returncode != 0 or not output.is_file():
+        tail = "\n".join(log.strip().splitlines()[-12:])
+        raise RuntimeError(f"{config} failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}")
+    picked = re.search(r"engine=(\w+ \w+)", log)
+    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "output": str(output),
+            "engine": picked.group(1) if picked else ("RealESRGANer fp32" if config == "realesrganer" else "?")}
 
 
 def available(config: str) -> str | None:
     """None when ``config`` can run here, else how to make it run."""
-    import importlib.util
-
-    needs = {"realesrganer": ("realesrgan", "pip install --no-deps realesrgan==0.3.0"),
-             "ncnn": ("ncnn", "pip install ncnn"), "onnxruntime": ("onnxruntime", "pip install onnxruntime"),
-             "openvino": ("openvino", "pip install openvino")}
-    if config in needs and importlib.util.find_spec(needs[config][0]) is None:
-        return needs[config][1]
+    package = {"realesrganer": "realesrgan", "openvino-fp32": "openvino", "openvino-bf16": "openvino",
+               "onnxruntime-fp32": "onnxruntime", "ncnn-fp32": "ncnn"}.get(config)
+    if package and importlib.util.find_spec(package) is None:
+        return "pip install --no-deps realesrgan==0.3.0" if package == "realesrgan" else f"pip install {package}"
     return None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", help=f"LR input sides (default {DEFAULT_SIZES})")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help=f"timed runs per configuration for LR sizes up to {REPEAT_MAX_SIZE} (the best is "
-                             "reported; larger sizes run long enough to average out other load, and run once)")
-    parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES} only")
-    parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(DEFAULT_CONFIGS))
-    parser.add_argument("--tile", type=int, default=512, help="tile side in LR px, for every configuration")
-    parser.add_argument("--tile-pad", type=int, default=32, help="tile context in LR px, for every configuration")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: all cores)")
+    parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES}, one run each")
+    parser.add_argument("--repeat", type=int, default=3, help="alternated runs per configuration (median)")
+    parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS),
+                        help=f"{REFERENCE} always runs: PSNR is measured against it")
+    parser.add_argument("--tile", type=int, default=0, help="our --tile (0 = automatic, as users run it)")
+    parser.add_argument("--ref-tile", type=int, default=0,
+                        help="RealESRGANer's tile (0 = whole image, its default)")
+    parser.add_argument("--model", help=f"x4plus checkpoint (default: the bundled {MODEL_NAME})")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -229,79 +150,80 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
-        print(RESULT_PREFIX + json.dumps(run_child(json.loads(args.child))), flush=True)
+        realesrganer_child(json.loads(args.child))
         return 0
-    sizes = args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
-    repeat = args.repeat
-
-    import torch
+    import cv2
 
     from realesrgan_ext.inference.bundled_models import official_model_path
-    from realesrgan_ext.inference.model_loader import load_model
 
-    model_path = str(official_model_path(MODEL_NAME))
-    torch.set_num_threads(args.threads)
-    macs = conv_macs_per_pixel(load_model(model_path).module)
-    peak = conv_peak_gflops(args.threads)
-    print(f"model: {MODEL_NAME} ({model_path})")
-    print(f"work: {macs / 1e6:.2f} M multiply-accumulates per LR pixel = {macs / 1e6:.2f} TMAC per LR megapixel "
-          f"(from the conv shapes)")
-    print(f"machine: {os.cpu_count()} CPUs, {args.threads} threads, torch {torch.__version__}; 3x3 conv peak "
-          f"(64->64 ch, 1x64x512x512, channels_last): {peak:.1f} GFLOP/s")
-    print(f"settings: fp32, tile {args.tile}, tile_pad {args.tile_pad}, best of {repeat} up to {REPEAT_MAX_SIZE}^2, "
-          f"uint8 RGB input "
-          f"(astronaut photo resized), every configuration in a fresh process\n")
-
+    sizes = args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
+    repeat = 1 if args.quick and args.repeat == parse_args([]).repeat else args.repeat
+    model = args.model or str(official_model_path(MODEL_NAME))
     configs = []
-    for config in args.configs:
+    for config in dict.fromkeys([REFERENCE, *args.configs]):
         missing = available(config)
         if missing:
             print(f"skipping {config}: not installed ({missing})")
         else:
             configs.append(config)
-    header = (f"{'LR size':>8} {'config':<13} {'s/img':>8} {'out MP/s':>9} {'s/out MP':>9} {'GFLOP/s':>8} "
-              f"{'% peak':>7} {'setup s':>8} {'setup MB':>9} {'peak MB':>8} {'PSNR dB':>8} {'load':>5}")
-    print(header)
+    print(f"model: {model}; {os.cpu_count()} CPUs; median of {repeat} alternated whole-process runs; our tile "
+          f"{args.tile or 'auto'}, RealESRGANer tile {args.ref_tile or 'whole image'}; load now "
+          f"{os.getloadavg()[0]:.1f}\n")
     results: dict[tuple[int, str], dict] = {}
     with tempfile.TemporaryDirectory(prefix="realesrgan_ext_bench_") as folder:
+        def job(size: int) -> dict:
+            path = Path(folder) / f"photo{size}.png"
+            if not path.is_file():
+                cv2.imwrite(str(path), test_image(size))
+            return {"input": str(path), "model": model, "tile": args.ref_tile, "our_tile": args.tile,
+                    "out_dir": f"{folder}/out{size}"}
+
+        for config in configs:  # untimed: fills the ONNX cache, as a user's first run does
+            run(config, job(PRIME_SIZE))
+        print(f"{'LR size':>8} {'config':<17} {'s':>7} {'x RESRGANer':>11} {'s/MP out':>9} {'peak MB':>8} "
+              f"{'PSNR dB':>8}  engine")
         for size in sizes:
-            common = {"size": size, "model": model_path, "tile": args.tile, "tile_pad": args.tile_pad,
-                      "threads": args.threads, "repeat": 1}
-            reference = spawn({**common, "config": "reference", "output": f"{folder}/ref.npy"})
-            ref = np.load(f"{folder}/ref.npy")
+            runs: dict[str, list[dict]] = {c: [] for c in configs}
+            for _ in range(repeat):
+                for config in configs:
+                    runs[config].append(run(config, job(size)))
+            reference = cv2.imread(runs[REFERENCE][0]["output"])
             for config in configs:
-                out_path = f"{folder}/{config}.npy"
-                runs = repeat if size <= REPEAT_MAX_SIZE else 1
-                result = spawn({**common, "config": config, "repeat": runs, "output": out_path})
-                result["psnr"] = psnr(np.load(out_path), ref)
-                out_mp = (4 * size) ** 2 / 1e6
-                result["out_mp_s"] = out_mp / result["seconds"]
-                result["gflops"] = 2 * macs * size * size / result["seconds"] / 1e9
-                results[(size, config)] = result
-                print(f"{size:>6}^2 {config:<13} {result['seconds']:>8.2f} {result['out_mp_s']:>9.3f} "
-                      f"{1 / result['out_mp_s']:>9.2f} {result['gflops']:>8.1f} {100 * result['gflops'] / peak:>6.0f}% "
-                      f"{result['setup_s']:>8.1f} {result['setup_mb']:>9.0f} {result['peak_mb']:>8.0f} "
-                      f"{result['psnr']:>8.2f} {os.getloadavg()[0]:>5.1f}", flush=True)
-            print(f"{size:>6}^2 {'(reference)':<13} {reference['seconds']:>8.2f}  untiled fp32 PyTorch, "
-                  f"peak {reference['peak_mb']:.0f} MB", flush=True)
+                last = runs[config][-1]
+                seconds = statistics.median(r["seconds"] for r in runs[config])
+                results[(size, config)] = {
+                    "seconds": seconds, "peak_mb": max(r["peak_mb"] for r in runs[config]),
+                    "psnr": psnr(cv2.imread(last["output"]), reference), "engine": last["engine"],
+                    "s_per_mp": seconds / ((4 * size) ** 2 / 1e6)}
+            for config in configs:
+                r = results[(size, config)]
+                ratio = (results[(size, "realesrganer")]["seconds"] / r["seconds"]
+                         if (size, "realesrganer") in results else float("nan"))
+                print(f"{size:>6}^2 {config:<17} {r['seconds']:>7.2f} {ratio:>10.2f}x {r['s_per_mp']:>9.2f} "
+                      f"{r['peak_mb']:>8.0f} {r['psnr']:>8.2f}  {r['engine']}", flush=True)
     summarize(results, sizes, configs)
     return 0
 
 
 def summarize(results: dict, sizes, configs) -> None:
-    print("\nspeed-up over RealESRGANer (same output size, weights, tiles):")
+    print("\ntime per output megapixel across sizes (s/MP; max deviation from their mean):")
     for config in configs:
-        if config == "realesrganer" or "realesrganer" not in configs:
+        per_mp = np.array([results[(s, config)]["s_per_mp"] for s in sizes])
+        spread = 100 * np.abs(per_mp / per_mp.mean() - 1).max()
+        peaks = "  ".join(f"{results[(s, config)]['peak_mb']:.0f}" for s in sizes)
+        print(f"  {config:<17} {'  '.join(f'{v:.2f}' for v in per_mp)}   +-{spread:.0f}%   peak MB {peaks}")
+    if "realesrganer" not in configs:
+        return
+    print("issue 8 targets (speed-up over RealESRGANer, PSNR against our fp32 output), per size:")
+    for config, (speed, quality) in TARGETS.items():
+        if config not in configs:
             continue
-        ratios = [results[(s, "realesrganer")]["seconds"] / results[(s, config)]["seconds"] for s in sizes]
-        mem = [results[(s, config)]["peak_mb"] / max(results[(s, "realesrganer")]["peak_mb"], 1) for s in sizes]
-        print(f"  {config:<12} time x{'  x'.join(f'{r:.2f}' for r in ratios)}   "
-              f"peak memory {'  '.join(f'{100 * m:.0f}%' for m in mem)} of RealESRGANer's  (sizes {list(sizes)})")
-    print("time per output pixel across sizes (max deviation from the mean):")
-    for config in configs:
-        per_px = np.array([1 / results[(s, config)]["out_mp_s"] for s in sizes])
-        spread = np.abs(per_px / per_px.mean() - 1).max()
-        print(f"  {config:<12} {'  '.join(f'{v:.2f}' for v in per_px)} s/MP   +-{100 * spread:.0f}%")
+        for size in sizes:
+            r = results[(size, config)]
+            ratio = results[(size, "realesrganer")]["seconds"] / r["seconds"]
+            met = ratio >= speed and r["psnr"] >= quality
+            print(f"  {config:<10} {size:>5}^2: x{ratio:.2f} (target {speed}), {r['psnr']:.1f} dB "
+                  f"(target {quality}) {'met' if met else 'MISSED'}")
 
 
 if __name__ == "__main__":
