@@ -46,10 +46,13 @@ def write_rgb(path: Path, rgb: np.ndarray) -> Path:
 
 
 def tiny_checkpoint(path: Path) -> Path:
+    """A tiny RRDB x4 on a bicubic global skip, so its output is a real picture (not near-black)."""
     torch.manual_seed(0)
-    net = RRDBGenerator(scale=4, num_feat=8, num_block=1, num_grow_ch=8)
+    arch = {"type": "RRDBGenerator", "scale": 4, "num_feat": 8, "num_block": 1, "num_grow_ch": 8,
+            "global_skip": "bicubic"}
+    net = RRDBGenerator(**{k: v for k, v in arch.items() if k != "type"})
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"params_ema": net.state_dict()}, path)
+    torch.save({"params_ema": net.state_dict(), "arch": arch}, path)
     return path
 
 
@@ -106,7 +109,7 @@ def test_request_keeps_formats_reports_broken_files_and_writes_only_its_folder(t
     rel = sorted(p.relative_to(report.folder).as_posix() for p in report.written)
     assert rel == ["alpha_out.png", "gray16_out.png", "more/photo_out.jpg", "photo_out.jpg"]
     alpha = load_image(report.folder / "alpha_out.png").pixels
-    assert alpha.shape == (24, 32, 4) and alpha.dtype == np.uint8  # alpha kept (through the model, as the CLI)
+    assert alpha.shape == (24, 32, 4) and alpha[:4, :4, 3].mean() < 110 and alpha[-4:, -4:, 3].min() > 120
     gray = load_image(report.folder / "gray16_out.png").pixels
     assert gray.shape == (24, 24) and gray.dtype == np.uint16
     assert load_image(report.folder / "more" / "photo_out.jpg").pixels.shape == (16, 16, 3)
@@ -225,6 +228,8 @@ def test_page_upscales_a_photo_in_headless_chromium(tmp_path, settings, server, 
     got = load_image(tmp_path / "downloaded.png").pixels
     assert got.shape == (64, 96, 3) == expected.shape
     np.testing.assert_array_equal(got, expected)
+    bicubic = cv2.resize(photo(24, 16), (96, 64), interpolation=cv2.INTER_CUBIC).astype(np.float64)
+    assert np.abs(got - bicubic).mean() < 20 and got.std() > 30  # the photo, upscaled: not a flat image
     assert cv2.imread(str(tmp_path / "webui.png")).shape[1] == 1280
     print(f"screenshot: {tmp_path / 'webui.png'}")
 
