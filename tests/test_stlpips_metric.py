@@ -80,3 +80,17 @@ def test_weights_come_from_the_package_and_load_strictly():
     assert not model.training
     with pytest.raises(ValueError, match="net must be one of"):
         stlpips_metric.stlpips_weights_path("squeeze")
+
+
+def test_missing_undeclared_dependency_is_named(monkeypatch):
+    """stlpips-pytorch imports torchsummary without declaring it: the error says what to install."""
+    import sys
+
+    monkeypatch.delitem(sys.modules, "stlpips_pytorch.stlpips", raising=False)
+    monkeypatch.setitem(sys.modules, "torchsummary", None)  # makes `import torchsummary` fail
+    stlpips_metric.stlpips_network.cache_clear()
+    try:
+        with pytest.raises(ModuleNotFoundError, match="torchsummary.*pip install stlpips-pytorch"):
+            stlpips_metric.stlpips_network("alex", "cpu")
+    finally:
+        stlpips_metric.stlpips_network.cache_clear()

@@ -30,7 +30,7 @@ import torch
 from realesrgan_ext.registry import register_part
 
 PACKAGE = "stlpips_pytorch"
-PACKAGE_INSTALL = "pip install stlpips-pytorch==0.0.2 torchsummary==1.5.1"
+PACKAGE_INSTALL = "pip install stlpips-pytorch==0.0.2 torchsummary==1.5.1 ipython==8.12.3"  # requirements.txt
 NETS = ("alex", "vgg")
 MIN_SIZE = {"alex": 21, "vgg": 18}  # smallest side the backbone's reflect padding accepts (measured)
 VARIANT = "shift_tolerant"
@@ -54,7 +54,10 @@ def stlpips_weights_path(net: str) -> Path:
 def stlpips_network(net: str = "alex", device: str = "cpu") -> torch.nn.Module:
     """The package's ST-LPIPS module with its shipped weights, in eval mode (built once per net/device)."""
     weights = stlpips_weights_path(net)
-    from stlpips_pytorch.stlpips import LPIPS
+    try:
+        from stlpips_pytorch.stlpips import LPIPS
+    except ModuleNotFoundError as err:  # its modules import torchsummary and IPython, undeclared
+        raise ModuleNotFoundError(f"calculate_stlpips: {PACKAGE} needs {err.name!r}: {PACKAGE_INSTALL}") from err
 
     model = LPIPS(pretrained=False, net=net, variant=VARIANT, verbose=False)
     result = model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=False)
