@@ -43,7 +43,8 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 OURS = ("pytorch-fp32", "pytorch-bf16", "openvino-fp32", "openvino-bf16", "onnxruntime-fp32", "ncnn-fp32",
         "auto-fp32", "auto-bf16")
-CONFIGS = ("realesrganer", *OURS)
+CUDA_CONFIGS = ("realesrganer", "pytorch-fp32", "pytorch-fp16", "pytorch-bf16", "auto-auto")
+CONFIGS = ("realesrganer", *OURS, "pytorch-fp16", "auto-auto")
 REFERENCE = "pytorch-fp32"  # "our fp32 output": PSNR is measured against it, and it always runs
 DEFAULT_SIZES = (128, 256, 512, 1024)
 QUICK_SIZES = (128, 256)
@@ -89,7 +90,7 @@ def realesrganer_child(job: dict) -> None:
     net = RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32, scale=4)
     upsampler = utils.RealESRGANer(scale=4, model_path=job["model"], model=net, tile=job["tile"],
                                    tile_pad=REFERENCE_TILE_PAD, pre_pad=REFERENCE_PRE_PAD, half=False,
-                                   device=torch.device("cpu"))
+                                   device=torch.device(job["device"]))
     output, _ = upsampler.enhance(cv2.imread(job["input"], cv2.IMREAD_UNCHANGED), outscale=4)
     cv2.imwrite(job["output"], output)
 
@@ -105,7 +106,8 @@ def run(config: str, job: dict) -> dict:
         backend, precision = config.rsplit("-", 1)
         output = out_dir / f"{Path(job['input']).stem}_out.png"
         cmd = [sys.executable, str(REPO / "scripts" / "inference.py"), "-i", job["input"], "-o", str(out_dir),
-               "-m", job["model"], "--backend", backend, "--precision", precision, "--tile", str(job["our_tile"])]
+               "-m", job["model"], "--backend", backend, "--precision", precision, "--tile", str(job["our_tile"]),
+               "--device", job["device"]]
     output.unlink(missing_ok=True)
     start = time.perf_counter()
     with tempfile.TemporaryFile() as err:
@@ -137,8 +139,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sizes", type=int, nargs="+", help=f"LR input sides (default {DEFAULT_SIZES})")
     parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES}, one run each")
     parser.add_argument("--repeat", type=int, default=3, help="alternated runs per configuration (median)")
-    parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS),
-                        help=f"{REFERENCE} always runs: PSNR is measured against it")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: RealESRGANer and ours on the GPU, configurations " + " ".join(CUDA_CONFIGS))
+    parser.add_argument("--configs", nargs="+", choices=CONFIGS,
+                        help=f"default: realesrganer {' '.join(OURS)} (with --device cuda: {' '.join(CUDA_CONFIGS)}); "
+                             f"{REFERENCE} always runs: PSNR is measured against it")
     parser.add_argument("--tile", type=int, default=0, help="our --tile (0 = automatic, as users run it)")
     parser.add_argument("--ref-tile", type=int, default=0,
                         help="RealESRGANer's tile (0 = whole image, its default)")
@@ -160,13 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     repeat = 1 if args.quick and args.repeat == parse_args([]).repeat else args.repeat
     model = args.model or str(official_model_path(MODEL_NAME))
     configs = []
-    for config in dict.fromkeys([REFERENCE, *args.configs]):
+    chosen = args.configs or (CUDA_CONFIGS if args.device == "cuda" else ("realesrganer", *OURS))
+    for config in dict.fromkeys([REFERENCE, *chosen]):
         missing = available(config)
         if missing:
             print(f"skipping {config}: not installed ({missing})")
         else:
             configs.append(config)
-    print(f"model: {model}; {os.cpu_count()} CPUs; median of {repeat} alternated whole-process runs; our tile "
+    print(f"model: {model}; device {args.device}; {os.cpu_count()} CPUs; median of {repeat} alternated "
+          f"whole-process runs; our tile "
           f"{args.tile or 'auto'}, RealESRGANer tile {args.ref_tile or 'whole image'}; load now "
           f"{os.getloadavg()[0]:.1f}\n")
     results: dict[tuple[int, str], dict] = {}
@@ -176,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             if not path.is_file():
                 cv2.imwrite(str(path), test_image(size))
             return {"input": str(path), "model": model, "tile": args.ref_tile, "our_tile": args.tile,
-                    "out_dir": f"{folder}/out{size}"}
+                    "out_dir": f"{folder}/out{size}", "device": args.device}
 
         for config in configs:  # untimed: fills the ONNX cache, as a user's first run does
             run(config, job(PRIME_SIZE))

@@ -137,3 +137,12 @@ def test_tail_stripes_are_exact():
     feat = torch.rand(1, 2, 23, 9)
     with torch.no_grad():
         assert torch.allclose(run_tail_in_stripes(feat, tail, 2, 5), tail(feat), atol=1e-6)
+
+
+def test_the_probe_runs_once_per_model_engine_and_precision(monkeypatch):
+    model = _model(scale=4)
+    monkeypatch.setattr(engines, "build_engine", lambda model, engine, precision, threads=None: model.module)
+    first, _ = choose_engine(model, "auto", "fp32", "cpu")
+    monkeypatch.setattr(engines, "check_engine", lambda *args: pytest.fail("probed again"))
+    again, _ = choose_engine(model, "auto", "fp32", "cpu")
+    assert (first.engine, first.psnr) == (again.engine, again.psnr) == ("openvino", float("inf"))

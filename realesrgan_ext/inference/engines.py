@@ -20,13 +20,17 @@ exactly enough, falls back to the next; ``pytorch`` fp32 always qualifies. An ex
 engine is checked the same way and falls back to ``pytorch`` with a note.
 
 The ONNX export (about 9 s for x4plus) is cached on disk, keyed by the weights' and settings'
-hash: ``cache_dir('onnx')/<sha256>.onnx`` (``realesrgan_ext.paths``), so only the first run pays.
+hash: ``cache_dir('onnx')/<sha256>.onnx`` (``realesrgan_ext.paths``), so only the first run pays;
+so are OpenVINO's compiled model (``cache_dir('openvino')``, its own cache) and each probe's
+PSNR (``cache_dir('engine_checks')``, per model, engine, precision and engine version).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import importlib.util
+import json
 import os
 import uuid
 from collections.abc import Callable
@@ -129,8 +133,9 @@ def _openvino(model: LoadedModel, precision: str, threads: int) -> TileFn:
     import openvino as ov
 
     core = ov.Core()
+    core.set_property({"CACHE_DIR": str(cache_dir("openvino"))})  # OpenVINO's own compiled-model cache
     # the hint is explicit both ways: OpenVINO picks bf16 by itself on CPUs that have it
-    compiled = core.compile_model(core.read_model(str(cached_onnx(model))), "CPU", {
+    compiled = core.compile_model(str(cached_onnx(model)), "CPU", {
         "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16"}[precision],
         "PERFORMANCE_HINT": "LATENCY"})
     request = compiled.create_infer_request()
@@ -210,6 +215,28 @@ def check_engine(model: LoadedModel, run: TileFn, reference: torch.Tensor | None
     return psnr(out, reference)
 
 
+def _check_record(model: LoadedModel, engine: str, precision: str) -> Path:
+    """Where the probe's PSNR for this model, engine, precision and engine version is kept (per machine)."""
+    package = PACKAGES.get(engine)
+    version = importlib.metadata.version(package) if package else torch.__version__
+    return cache_dir("engine_checks") / f"{model_key(model)}-{engine}-{precision}-{version}.json"
+
+
+def checked_psnr(model: LoadedModel, engine: str, precision: str, run: TileFn,
+                 reference: Callable[[], torch.Tensor]) -> float:
+    """``check_engine``'s PSNR, measured once per model, engine, precision and engine version on this machine."""
+    record = _check_record(model, engine, precision)
+    try:
+        return float(json.loads(record.read_text())["psnr"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    quality = check_engine(model, run, reference())
+    tmp = record.with_name(f".{record.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps({"psnr": quality, "engine": engine, "precision": precision}))
+    os.replace(tmp, record)
+    return quality
+
+
 # --------------------------------------------------------------------------- choosing
 
 
@@ -239,16 +266,20 @@ def choose_engine(model: LoadedModel, backend: str = "auto", precision: str = "a
         notes = [] if backend in ("auto", "pytorch") else [f"{backend}: CPU fp32/bf16 only; using pytorch on {device}"]
         return EngineChoice("pytorch", precision, None, notes), None
     notes: list[str] = []
-    reference = None
+    reference: list[torch.Tensor] = []  # the plain network's probe output, computed when first needed
+
+    def probe_reference() -> torch.Tensor:
+        if not reference:
+            reference.append(_reference(model, probe_image(model)))
+        return reference[0]
+
     for engine, engine_precision in _candidates(backend, precision):
         if (engine, engine_precision) == ("pytorch", "fp32"):
             return EngineChoice(engine, engine_precision, None, notes), None
         try:
             run = _pytorch_bf16(model) if engine == "pytorch" else build_engine(model, engine, engine_precision,
                                                                                 threads)
-            if reference is None:
-                reference = _reference(model, probe_image(model))
-            quality = check_engine(model, run, reference)
+            quality = checked_psnr(model, engine, engine_precision, run, probe_reference)
         except Exception as err:  # noqa: BLE001  (any failure of an optional engine: fall back, say why)
             notes.append(f"{engine} {engine_precision}: {err}")
             continue
