@@ -57,7 +57,8 @@ def tiny_checkpoint(path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(tmp_path) -> WebSettings:
+def settings(tmp_path, monkeypatch) -> WebSettings:
+    monkeypatch.setenv("REALESRGAN_EXT_CACHE", str(tmp_path / "cache"))  # engines' ONNX exports (the server's too)
     tiny_checkpoint(tmp_path / "experiments" / "tiny" / "models" / "net_g_1.pth")
     return WebSettings(output=tmp_path / "out", experiments=tmp_path / "experiments", device="cpu")
 
@@ -100,7 +101,7 @@ def test_request_keeps_formats_reports_broken_files_and_writes_only_its_folder(t
     model = resolve_choice(experiment_choices(settings.experiments)[0].value, settings.experiments)
     calls = []
     status, report = run_request(settings, UpscalerCache("cpu"), files, str(model), None, 0, 8, "auto",
-                                 lambda fraction, text: calls.append((fraction, text)))
+                                 progress=lambda fraction, text: calls.append((fraction, text)))
     fractions = [f for f, _ in calls]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert "photo.jpg (3/5): tile 2/2" in [t for _, t in calls]  # 10 px wide with 8 px tiles: two tiles
@@ -219,6 +220,7 @@ def test_page_upscales_a_photo_in_headless_chromium(tmp_path, settings, server, 
             page.wait_for_selector("#status >> text=Upscaled", timeout=60_000)
             status = page.inner_text("#status")
             assert "1 of 2" in status and "broken.jpg" in status and "not a readable JPEG" in status
+            assert "engine: " in status  # chosen as the CLI chooses (--backend auto)
             with page.expect_download() as download:
                 page.locator("#downloads tr", has_text="astronaut_out").locator("a[download]").click()
             download.value.save_as(tmp_path / "downloaded.png")

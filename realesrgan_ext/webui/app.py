@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from realesrgan_ext.inference.engines import BACKENDS
 from realesrgan_ext.inference.model_loader import ModelLoadError
 from realesrgan_ext.inference.upscaler import PRECISIONS
 from realesrgan_ext.webui.model_choices import CHECKPOINT_SUFFIXES, UpscalerCache, list_models, resolve_choice
@@ -67,7 +68,7 @@ def prepare_environment(settings: WebSettings) -> None:
 
 def run_request(settings: WebSettings, cache: UpscalerCache, files: list[str] | None, model: str | None,
                 checkpoint: str | None, outscale: float | None, tile: int | None, precision: str,
-                progress=None) -> tuple[str, RunReport | None]:
+                backend: str = "auto", progress=None) -> tuple[str, RunReport | None]:
     """Everything one click does, without Gradio: returns (status markdown, report or None)."""
     progress = progress or (lambda fraction, text: None)
     if not files:
@@ -78,12 +79,13 @@ def run_request(settings: WebSettings, cache: UpscalerCache, files: list[str] | 
     try:
         progress(0.0, "loading the model")
         path = Path(checkpoint) if checkpoint else resolve_choice(model or "", settings.experiments)
-        upscaler = cache.get(path, int(tile or 0), precision)
+        upscaler = cache.get(path, int(tile or 0), precision, backend)
     except (ModelLoadError, ValueError, FileNotFoundError, OSError) as err:
         return f"**Error:** cannot use the model: {err}", None
     images, failed = collect_uploads([Path(f) for f in files], settings.max_upload_bytes)
     report = upscale_uploads(upscaler, images, new_run_folder(settings.output), outscale, progress, failed)
-    return f"{report.message()}\n\nModel: {upscaler.model.describe()}", report
+    engine = f"; engine: {upscaler.engine.describe()}" if upscaler.engine is not None else ""
+    return f"{report.message()}\n\nModel: {upscaler.model.describe()}{engine}", report
 
 
 def build_app(settings: WebSettings) -> gr.Blocks:
@@ -95,12 +97,12 @@ def build_app(settings: WebSettings) -> gr.Blocks:
     def choices() -> list[tuple[str, str]]:
         return [(c.label, c.value) for c in list_models(settings.experiments)]
 
-    def on_upscale(files, model, checkpoint, outscale, tile, precision, progress=gr.Progress()):
+    def on_upscale(files, model, checkpoint, outscale, tile, precision, backend, progress=gr.Progress()):
         def report_progress(fraction: float, text: str) -> None:
             progress(fraction, desc=text)
 
         status, report = run_request(settings, cache, files, model, checkpoint, outscale, tile, precision,
-                                     report_progress)
+                                     backend, report_progress)
         if report is None:
             return status, gr.update(choices=[], value=None), None, None, []
         names = [c.name for c in report.comparisons]
@@ -131,6 +133,8 @@ def build_app(settings: WebSettings) -> gr.Blocks:
                 tile = gr.Number(label="Tile side in input px (0: automatic)", value=0, precision=0, minimum=0,
                                  elem_id="tile")
                 precision = gr.Dropdown(list(PRECISIONS), value="auto", label="Precision", elem_id="precision")
+                backend = gr.Dropdown(list(BACKENDS), value="auto", elem_id="engine",
+                                      label="Engine (auto: the fastest that matches the network at this precision)")
                 run = gr.Button("Upscale", variant="primary", elem_id="upscale")
             with gr.Column():
                 status = gr.Markdown(elem_id="status")
@@ -140,7 +144,7 @@ def build_app(settings: WebSettings) -> gr.Blocks:
                 downloads = gr.File(label="Download", file_count="multiple", interactive=False, elem_id="downloads")
         comparisons = gr.State([])
         refresh.click(lambda: gr.update(choices=choices()), None, model)
-        run.click(on_upscale, [files, model, checkpoint, outscale, tile, precision],
+        run.click(on_upscale, [files, model, checkpoint, outscale, tile, precision, backend],
                   [status, pick, compare, downloads, comparisons])
         pick.change(on_pick, [pick, comparisons], compare)
     return app

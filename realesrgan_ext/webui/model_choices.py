@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from realesrgan_ext.inference.bundled_models import BUNDLED_MODELS, official_model_path
+from realesrgan_ext.inference.engines import make_upscaler
 from realesrgan_ext.inference.model_loader import PTH_SUFFIXES, SAFETENSORS_SUFFIX, load_model
 from realesrgan_ext.inference.upscaler import Upscaler
 
@@ -59,7 +60,7 @@ def resolve_choice(value: str, experiments: Path) -> Path:
 
 class UpscalerCache:
     """The last ``Upscaler`` built, reused while the checkpoint file and the settings are unchanged
-    (loading and copying the 17M-parameter x4plus model takes seconds). Thread-safe."""
+    (loading the 17M-parameter x4plus model and choosing its engine take seconds). Thread-safe."""
 
     def __init__(self, device: str = "auto") -> None:
         self.device = device
@@ -67,14 +68,14 @@ class UpscalerCache:
         self._upscaler: Upscaler | None = None
         self._lock = threading.Lock()
 
-    def get(self, checkpoint: Path, tile: int, precision: str) -> Upscaler:
-        """An ``Upscaler`` for ``checkpoint``; raises ``ModelLoadError`` / ``ValueError`` with the CLI's messages."""
+    def get(self, checkpoint: Path, tile: int, precision: str, backend: str = "auto") -> Upscaler:
+        """An ``Upscaler`` for ``checkpoint`` on the engine ``backend`` resolves to, built as the CLI builds
+        it (``engines.make_upscaler``); raises ``ModelLoadError`` / ``ValueError`` with the CLI's messages."""
         stat = checkpoint.stat()
-        key = (str(checkpoint.resolve()), stat.st_mtime_ns, stat.st_size, tile, precision)
+        key = (str(checkpoint.resolve()), stat.st_mtime_ns, stat.st_size, tile, precision, backend)
         with self._lock:
             if key != self._key or self._upscaler is None:
                 self._upscaler = None  # free the old copy before building the new one
-                self._upscaler = Upscaler(load_model(checkpoint), tile=tile, precision=precision,
-                                          device=self.device)
+                self._upscaler = make_upscaler(load_model(checkpoint), backend, precision, self.device, tile=tile)
                 self._key = key
             return self._upscaler
