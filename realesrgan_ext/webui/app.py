@@ -3,8 +3,8 @@
 ``launch(settings)`` serves it on ``127.0.0.1`` unless another host is asked for. Gradio keeps
 uploads and the files it serves in ``OUTPUT/.gradio`` (``GRADIO_TEMP_DIR``, set before Gradio
 is imported), and each request writes its results to a new folder under ``OUTPUT``, so the
-page writes nowhere else (converting a bundled model on first use fills the weights cache, as
-the CLI does). One request runs at a time: the upscaler uses every core (or the GPU) anyway.
+page writes nowhere else, but for the caches the CLI fills too (a bundled model's conversion, an
+engine's ONNX export). One request runs at a time: the upscaler uses every core (or the GPU) anyway.
 """
 
 from __future__ import annotations
