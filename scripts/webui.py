@@ -17,12 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from realesrgan_ext.webui.app import (  # noqa: E402
+from realesrgan_ext.webui.settings import (  # noqa: E402
     DEFAULT_MAX_UPLOAD_MB,
     DEFAULT_PORT,
     LOCALHOST,
     WebSettings,
-    launch,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     if importlib.util.find_spec("gradio") is None:  # not imported yet: launch sets its folders first
         print("error: the web page needs Gradio; install it with `bash scripts/install.sh --web`", file=sys.stderr)
         return 2
+    from realesrgan_ext.webui.app import launch  # torch and Gradio load only now
+
     launch(WebSettings(args.output, args.experiments, args.device, args.max_upload_mb), args.host, args.port)
     return 0
 

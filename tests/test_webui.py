@@ -22,8 +22,9 @@ from skimage import data
 
 from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
 from realesrgan_ext.inference import load_image
-from realesrgan_ext.webui.app import WebSettings, is_loopback, run_request
+from realesrgan_ext.webui.app import run_request
 from realesrgan_ext.webui.model_choices import UpscalerCache, experiment_choices, list_models, resolve_choice
+from realesrgan_ext.webui.settings import WebSettings, is_loopback
 from realesrgan_ext.webui.uploads import UnsafeUploadError, collect_uploads, safe_member_path
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,5 +1,6 @@
 """A local web page for upscaling (``scripts/webui.py``), on Gradio and the project's own engine.
 
+* ``settings``: ``WebSettings`` and the defaults (no heavy imports: the script's ``--help``);
 * ``model_choices``: the models offered (bundled official ones, ``experiments/*/models/``
   checkpoints) and the ``Upscaler`` kept between requests;
 * ``uploads``: uploaded images and zips as named images with safe output folders;

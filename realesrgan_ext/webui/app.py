@@ -9,10 +9,8 @@ engine's ONNX export). One request runs at a time: the upscaler uses every core 
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,41 +19,15 @@ from realesrgan_ext.inference.model_loader import ModelLoadError
 from realesrgan_ext.inference.upscaler import PRECISIONS
 from realesrgan_ext.webui.model_choices import CHECKPOINT_SUFFIXES, UpscalerCache, list_models, resolve_choice
 from realesrgan_ext.webui.runs import RunReport, new_run_folder, upscale_uploads
+from realesrgan_ext.webui.settings import DEFAULT_PORT, LOCALHOST, WebSettings, is_loopback
 from realesrgan_ext.webui.uploads import UPLOAD_SUFFIXES, collect_uploads
 
 if TYPE_CHECKING:
     import gradio as gr
 
-LOCALHOST = "127.0.0.1"
-DEFAULT_PORT = 7860
-DEFAULT_MAX_UPLOAD_MB = 100  # checkpoints are uploads too: RealESRGAN_x4plus.pth is 64 MiB
 DEFAULT_MODEL = "realesrgan-x4plus"
 GRADIO_DIR = ".gradio"  # under the output folder: Gradio's uploads and served copies
 UPLOAD_CLEANUP = (3600, 24 * 3600)  # hourly, Gradio deletes its copies older than a day (and all on restart)
-
-
-@dataclass
-class WebSettings:
-    """Where results go, where checkpoints are listed from, the device, and the upload limit."""
-
-    output: Path
-    experiments: Path
-    device: str = "auto"
-    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
-
-    @property
-    def max_upload_bytes(self) -> int:
-        return int(self.max_upload_mb * 2**20)
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (the only hosts served without ``--host``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def prepare_environment(settings: WebSettings) -> None:
