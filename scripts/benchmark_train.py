@@ -1,8 +1,8 @@
 """Seconds per training iteration of our ESRGAN model vs BasicSR's stock ESRGANModel, each speed option on/off.
 
-    python scripts/benchmark_train.py                      # ESRGAN's RRDB 64/23/32, batch 4 x 128 px, CPU
+    python scripts/benchmark_train.py                      # ESRGAN's RRDB 64/23/32, batch 2 x 64 px, CPU
     python scripts/benchmark_train.py --quick              # a tiny network: checks that everything runs
-    python scripts/benchmark_train.py --device cuda --batch 16
+    python scripts/benchmark_train.py --device cuda --batch 16 --gt-size 128 --iterations 20
 
 Both models train the same networks with the ESRGAN losses on the same in-memory batches;
 the speed-up column is stock s/iter divided by ours (above 1 = ours is faster). For
