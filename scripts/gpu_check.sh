@@ -2,7 +2,7 @@
 # GPU check, for a machine with a CUDA GPU (about 5 minutes): the GPU-marked tests, a few hundred
 # iterations of options/esrgan_x4.yml shrunk with --force_yml on CUDA (fp32, bf16, fp16,
 # channels_last, compile), a DDP smoke test with nccl, the Real-ESRGAN degradation step on CUDA
-# and inference in fp32 / fp16 / bf16. Prints one table; exits 1 if any row failed.
+# and the inference benchmark in fp32 / fp16 / bf16. Prints one table; exits 1 if any row failed.
 # Without a GPU it says so and exits 0.
 #
 #   bash scripts/gpu_check.sh                   # logs in results/gpu_check/
@@ -18,7 +18,7 @@ if ! "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1
     exit 0
 fi
 mkdir -p "$LOGS"
-rm -rf experiments/gpu_check_* "$LOGS"/*.log "$LOGS"/out
+rm -rf experiments/gpu_check_* "$LOGS"/*.log
 "$PY" -c "import torch; print('gpu_check:', torch.cuda.get_device_name(0), '| torch', torch.__version__)"
 
 ROWS=()
@@ -84,8 +84,11 @@ import time
 
 import torch
 
-from realesrgan_ext.data.degradation_options import DegradationOptions
-from realesrgan_ext.data.degradations import degrade, make_jpeger
+import realesrgan_ext
+
+realesrgan_ext.register()  # basicsr's fixes first: the JPEG step is basicsr's DiffJPEG
+from realesrgan_ext.data.degradation_options import DegradationOptions  # noqa: E402
+from realesrgan_ext.data.degradations import degrade, make_jpeger  # noqa: E402
 
 hr = torch.rand(16, 3, 256, 256, device="cuda")
 jpeger = make_jpeger("cuda")
@@ -102,19 +105,8 @@ else
     skip_row degradations_cuda "realesrgan_ext/data/degradations.py not on this branch yet"
 fi
 
-# -- inference on CUDA in fp32 / fp16 / bf16 ---------------------------------------------------------
-mkdir -p "$LOGS/out/in"
-"$PY" -c "import cv2, skimage.data; cv2.imwrite('$LOGS/out/in/astronaut.png', \
-cv2.resize(skimage.data.astronaut()[:, :, ::-1], (256, 256), interpolation=cv2.INTER_AREA))"
-for precision in fp32 fp16 bf16; do
-    row "inference_$precision" last_line "$PY" scripts/inference.py -i "$LOGS/out/in" -o "$LOGS/out/$precision" \
-        -m realesrgan-x4plus --device cuda --precision "$precision" --tile 0
-done
-if "$PY" scripts/benchmark_inference.py --help 2>/dev/null | grep -q -- "--device"; then
-    row inference_benchmark last_line "$PY" scripts/benchmark_inference.py --quick --device cuda
-else
-    skip_row inference_benchmark "scripts/benchmark_inference.py has no --device option yet (CPU only)"
-fi
+# -- inference benchmark on CUDA: fp32 / fp16 / bf16 (and auto), whole process, against RealESRGANer ---------
+row inference_benchmark last_line "$PY" scripts/benchmark_inference.py --device cuda --sizes 256 --repeat 1
 
 echo
 printf '%-26s %-5s %6s  %s\n' "check" "state" "time" "detail (logs: $LOGS/NAME.log)"
