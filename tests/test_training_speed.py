@@ -113,14 +113,17 @@ def test_gradient_accumulation_equals_one_big_batch(tmp_path):
 
     torch.manual_seed(0)
     acc = make_model(tmp_path / "b", with_d=False, gan_opt=None, speed={"grad_accum_steps": 2})
-    before = snapshot(acc.net_g)
+    before, ema_before = snapshot(acc.net_g), snapshot(acc.net_g_ema)
     acc.feed_data({k: v[:2] for k, v in full.items()})
     acc.optimize_parameters(1)
     assert max_difference(before, snapshot(acc.net_g)) == 0, "no step before the window ends"
+    assert max_difference(ema_before, snapshot(acc.net_g_ema)) == 0, "nor an EMA update"
     acc.feed_data({k: v[2:] for k, v in full.items()})
     acc.optimize_parameters(2)
     assert max_difference(snapshot(big.net_g), snapshot(acc.net_g)) < 1e-6
     assert all(p.grad is None for p in acc.net_g.parameters()), "gradients cleared after the step"
+    assert max_difference(ema_before, snapshot(acc.net_g_ema)) > 0, "the EMA follows the step"
+    assert max_difference(snapshot(big.net_g_ema), snapshot(acc.net_g_ema)) < 1e-6
 
 
 def test_nan_guard_restores_batchnorm_statistics(tmp_path):

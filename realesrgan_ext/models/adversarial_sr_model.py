@@ -181,7 +181,7 @@ class AdversarialSRModel(SRModel):
         if self.skipped_steps:  # the same on every rank: skipping is decided together
             log["skipped_steps"] = torch.tensor(float(self.skipped_steps))
         self.log_dict = self.reduce_loss_dict(log)
-        if self.ema_decay > 0:
+        if self.ema_decay > 0 and self.speed.is_step_iteration(current_iter):  # EMA follows optimizer steps
             self.model_ema(decay=self.ema_decay)
 
     def _generator_step_due(self, current_iter: int) -> bool:
