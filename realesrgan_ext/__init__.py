@@ -7,6 +7,10 @@ the basicsr compatibility fixes (``compat``) and registers our architectures, da
 models and metrics, so BasicSR option files can name them by ``type``.
 """
 
+from realesrgan_ext import compat as _compat
+
+_compat.install_functional_tensor_alias()  # lazy, standard library only: basicsr imports in any process
+
 __version__ = "0.1.0"
 
 

@@ -1,6 +1,11 @@
 """Every fix that basicsr 1.4.2 needs to run on current torch/torchvision and on CPU.
 
-`apply()` runs once, from ``realesrgan_ext/__init__.py``, before anything of basicsr is imported.
+`apply()` runs once, from ``realesrgan_ext.register()``, before anything of basicsr is imported.
+Fix 1 (the torchvision alias) is also installed by ``import realesrgan_ext`` itself, as a lazy
+import finder that costs nothing until basicsr asks for the module: a process that never calls
+``register()`` (a DataLoader worker started with ``spawn``, which re-imports our dataset module
+and with it basicsr) must still be able to import basicsr.
+This module imports only the standard library at load time, so the package import stays light.
 Each fix names the basicsr line it replaces and why, and is applied only where that
 line is still present, so a fixed basicsr release makes the fix a no-op.
 """
@@ -8,17 +13,16 @@ line is still present, so a fixed basicsr release makes the fix a no-op.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
 import inspect
 import os
 import sys
-import types
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from realesrgan_ext.utils.checkpoint import newest_resumable_state
-from realesrgan_ext.utils.resume_position import continue_from_saved_position, expect_resume
+if TYPE_CHECKING:
+    import torch
 
 _applied = False
 
@@ -31,21 +35,36 @@ def _source_contains(func: Callable, snippet: str) -> bool:
         return False
 
 
+class _FunctionalTensorAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serves ``torchvision.transforms.functional_tensor`` from ``_functional_tensor`` when asked.
+
+    It sits last on ``sys.meta_path``, so a torchvision that still has the module wins.
+    """
+
+    NAME = "torchvision.transforms.functional_tensor"
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None):
+        if fullname != self.NAME or importlib.util.find_spec("torchvision.transforms._functional_tensor") is None:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec: Any) -> None:
+        return None  # the default module object
+
+    def exec_module(self, module: Any) -> None:
+        private = importlib.import_module("torchvision.transforms._functional_tensor")
+        module.__dict__.update({k: v for k, v in vars(private).items() if not k.startswith("__")})
+
+
 def install_functional_tensor_alias() -> bool:
     """Fix 1: ``basicsr/data/degradations.py:8`` imports ``torchvision.transforms.functional_tensor``.
 
     torchvision 0.17 renamed that module to ``_functional_tensor``; without an alias
-    ``import basicsr`` fails. Returns True when the alias was needed.
+    ``import basicsr`` fails. Installs the lazy alias finder once; True when it was installed now.
     """
-    try:
-        importlib.import_module("torchvision.transforms.functional_tensor")
+    if any(isinstance(finder, _FunctionalTensorAlias) for finder in sys.meta_path):
         return False
-    except ImportError:
-        pass
-    private = importlib.import_module("torchvision.transforms._functional_tensor")
-    alias = types.ModuleType("torchvision.transforms.functional_tensor")
-    alias.__dict__.update({k: v for k, v in vars(private).items() if not k.startswith("__")})
-    sys.modules[alias.__name__] = alias
+    sys.meta_path.append(_FunctionalTensorAlias())
     return True
 
 
@@ -60,7 +79,11 @@ def load_resume_state(opt: dict[str, Any]) -> dict[str, Any] | None:
     (``Optimizer.load_state_dict`` moves them to the parameters' device). The state's data
     position and random state are handed to the training sampler (fix 4).
     """
+    import torch
     from basicsr.utils import check_resume
+
+    from realesrgan_ext.utils.checkpoint import newest_resumable_state
+    from realesrgan_ext.utils.resume_position import expect_resume
 
     if opt["auto_resume"]:
         path, skipped = newest_resumable_state(opt["path"]["training_states"], opt["path"]["models"],
@@ -96,6 +119,8 @@ def enlarged_sampler_iter(original_iter: Callable) -> Callable:
     are trained on twice and the augmentation random stream restarts. The wrapped sampler
     skips them and restores the saved random state (``realesrgan_ext.utils.resume_position``).
     """
+    from realesrgan_ext.utils.resume_position import continue_from_saved_position
+
     def __iter__(self):
         return continue_from_saved_position(self.epoch, self.num_samples, original_iter(self))
 
@@ -110,6 +135,7 @@ def init_dist_pytorch(backend: str = "nccl", **kwargs: Any) -> None:
     ZeroDivisionError without a GPU, and the wrong device on every node after the first.
     Here: nccl and ``LOCAL_RANK``'s device with CUDA, gloo on CPU.
     """
+    import torch
     import torch.distributed as dist
 
     if torch.cuda.is_available():
@@ -125,6 +151,7 @@ def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
     basicsr passes ``device_ids=[torch.cuda.current_device()]`` to DDP, which fails on CPU
     (gloo) where ``device_ids`` must be None.
     """
+    import torch
     from torch.nn.parallel import DataParallel, DistributedDataParallel
 
     net = net.to(self.device)

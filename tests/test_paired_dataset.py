@@ -148,3 +148,12 @@ def test_gt_size_must_be_multiple_of_scale(tmp_path):
     hr_dir, lr_dir = write_pair_folders(tmp_path, ["a"])
     with pytest.raises(ValueError, match="gt_size"):
         build_dataset(make_opt(hr_dir, lr_dir, gt_size=18))
+
+
+def test_spawned_worker_reads_the_dataset(tmp_path):
+    """A ``spawn`` worker re-imports our dataset module (and basicsr) without ``register()``:
+    basicsr's init_dist sets ``spawn`` as the start method, so DDP data loading depends on it."""
+    hr_dir, lr_dir = write_pair_folders(tmp_path / "src", ["a", "b"])
+    dataset = build_dataset(make_opt(hr_dir, lr_dir, phase="val"))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=1, multiprocessing_context="spawn")
+    assert torch.equal(next(iter(loader))["lq"], torch.stack([dataset[0]["lq"], dataset[1]["lq"]]))
