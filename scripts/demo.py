@@ -1,13 +1,23 @@
 """The whole project on data that ships with the install, in one command.
 
-Steps (each skipped when its result is already there, so a re-run resumes):
+``python scripts/demo.py`` (the bicubic demo), steps each skipped when its result is already
+there, so a re-run resumes:
   1. build the sample set (photos from scikit-image, scikit-learn, matplotlib) into datasets/sample
   2. pack the training pairs into LMDBs (datasets/sample/train_{hr,lr}.lmdb)
   3. train options/demo_x4.yml with BasicSR's loop (``train.py --auto_resume``)
   4. draw the training plots (experiments/demo_x4/plots)
   5. upscale the validation images with the trained model (results/demo_x4)
 and print where each result is and the final PSNR of the model vs bicubic.
-Usage: python scripts/demo.py [--option options/demo_x4.yml]
+
+``python scripts/demo.py realworld`` (Real-ESRGAN's degradations): steps 1-3 as above (the
+bicubic-trained model is a baseline and the starting point), then
+  4. a validation set of the held-out photos with LR made by the degradation pipeline, fixed seeds
+     (datasets/sample/val_realworld)
+  5. train options/realworld_demo_x4.yml: LR synthesised on the fly from the HR tiles alone
+  6. plots (experiments/realworld_demo_x4/plots)
+  7. upscale the pipeline-degraded validation LR with both models (results/realworld_demo_x4)
+and print the PSNR of the real-world model, the bicubic-trained model and bicubic interpolation.
+Usage: python scripts/demo.py [realworld] [--option OPTION_FILE]
 """
 
 from __future__ import annotations
@@ -28,12 +38,17 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "datasets" / "sample"
 
 
+_steps_done = 0
+
+
 def step(title: str) -> None:
-    print(f"\n=== {title}", flush=True)
+    global _steps_done
+    _steps_done += 1
+    print(f"\n=== {_steps_done}. {title}", flush=True)
 
 
 def build_sample_set() -> None:
-    step("1/5 sample set")
+    step("sample set")
     if (SAMPLE / "SOURCES.txt").is_file():
         print(f"{SAMPLE} already built")
         return
@@ -42,7 +57,7 @@ def build_sample_set() -> None:
 
 
 def build_lmdbs() -> None:
-    step("2/5 LMDB")
+    step("LMDB")
     outputs = [SAMPLE / "train_hr.lmdb", SAMPLE / "train_lr.lmdb"]
     if all((o / "meta_info.txt").is_file() for o in outputs):
         print(f"{outputs[0]} and {outputs[1]} already built")
@@ -53,7 +68,7 @@ def build_lmdbs() -> None:
 
 
 def train(option: Path) -> Path:
-    step(f"3/5 training {option.relative_to(REPO)} (BasicSR loop, CPU)")
+    step(f"training {option.relative_to(REPO)} (BasicSR loop, CPU)")
     start = time.perf_counter()
     subprocess.run([sys.executable, str(REPO / "train.py"), "-opt", str(option), "--auto_resume"],
                    cwd=REPO, check=True)
@@ -63,7 +78,7 @@ def train(option: Path) -> Path:
 
 
 def plot(exp_dir: Path):
-    step("4/5 plots")
+    step("plots")
     result = plot_training(exp_dir)
     for path in result.paths.values():
         print(f"wrote {path.relative_to(REPO)}")
@@ -72,23 +87,29 @@ def plot(exp_dir: Path):
     return result.summary
 
 
-def upscale(exp_dir: Path) -> Path:
-    step("5/5 upscale the validation images")
-    out = REPO / "results" / exp_dir.name
+def upscale(exp_dir: Path, lr_dir: Path = SAMPLE / "val" / "low_res", out: Path | None = None) -> Path:
+    """Upscale ``lr_dir`` with the experiment's latest model into ``out`` (default results/NAME)."""
+    out = out or REPO / "results" / exp_dir.name
     model = exp_dir / "models" / "net_g_latest.pth"
-    subprocess.run([sys.executable, str(REPO / "scripts" / "inference.py"), "-i", str(SAMPLE / "val" / "low_res"),
+    subprocess.run([sys.executable, str(REPO / "scripts" / "inference.py"), "-i", str(lr_dir),
                     "-o", str(out), "-m", str(model)], cwd=REPO, check=True)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--option", type=Path, default=REPO / "options" / "demo_x4.yml")
+    parser.add_argument("demo", nargs="?", choices=("bicubic", "realworld"), default="bicubic")
+    parser.add_argument("--option", type=Path, help="option file of the demo's (last) model")
     args = parser.parse_args(argv)
+    if args.demo == "realworld":
+        from realworld_demo import run_realworld_demo
+
+        return run_realworld_demo((args.option or REPO / "options" / "realworld_demo_x4.yml").resolve())
     build_sample_set()
     build_lmdbs()
-    exp_dir = train(args.option.resolve())
+    exp_dir = train((args.option or REPO / "options" / "demo_x4.yml").resolve())
     summary = plot(exp_dir)
+    step("upscale the validation images")
     out = upscale(exp_dir)
     step("results")
     print(f"experiment:   {exp_dir.relative_to(REPO)} (models/, training_states/, visualization/, train_*.log)")

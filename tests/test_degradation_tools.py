@@ -70,3 +70,17 @@ def test_grid_layout_and_reproducibility(tmp_path):
     assert np.array_equal(grid, cv2.imread(str(again)))
     with pytest.raises(DataToolError, match="multiple of the scale"):
         degradation_grid(options, tmp_path / "x.png", input_dir=str(hr), crop=82)
+
+
+def test_pipeline_val_set_has_seeded_draws_per_photo(tmp_path):
+    from realesrgan_ext.data.degradation_options import DegradationOptions
+    from realesrgan_ext.tools.pipeline_lr import make_pipeline_val_set
+
+    hr = write_images(tmp_path / "hr", ["cat.png"], size=98)  # 98x106: cropped to multiples of 4
+    out = tmp_path / "val"
+    assert make_pipeline_val_set(hr, out, DegradationOptions(), 4, copies=2, seed=0) == 2
+    assert not (tmp_path / "val.partial").exists()
+    assert sorted(p.name for p in (out / "low_res").iterdir()) == ["cat_d0.png", "cat_d1.png"]
+    assert cv2.imread(str(out / "high_res" / "cat_d1.png")).shape == (96, 104, 3)
+    lr0, lr1 = (cv2.imread(str(out / "low_res" / f"cat_d{k}.png")) for k in (0, 1))
+    assert lr0.shape == (24, 26, 3) and not np.array_equal(lr0, lr1)

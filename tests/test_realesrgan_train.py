@@ -138,7 +138,7 @@ def test_hr_dataset_crops_pads_and_samples_kernels(tmp_path):
 def test_recipes_pass_option_validation():
     from realesrgan_ext.option_validation import OptionFileError, validate_option_file, validate_options
 
-    for recipe in ("realesrnet_x4", "realesrgan_x4", "finetune_realesrgan_x4plus"):
+    for recipe in ("realesrnet_x4", "realesrgan_x4", "finetune_realesrgan_x4plus", "realworld_demo_x4"):
         validate_option_file(REPO / "options" / f"{recipe}.yml")
     opt = yaml.safe_load((REPO / "options" / "realesrgan_x4.yml").read_text())
     opt["datasets"]["train"]["degradation"]["second"]["jpeg_rnage"] = [30, 95]

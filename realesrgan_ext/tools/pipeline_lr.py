@@ -84,3 +84,38 @@ class PipelineDownscaler:
 
     def __call__(self, img: np.ndarray, scale: int, source: str, rel_path: str) -> np.ndarray:
         return pipeline_downscale(img, self.options, scale, image_seed(self.seed, rel_path), source)
+
+
+def make_pipeline_val_set(hr_dir: str | Path, out_dir: str | Path, options: DegradationOptions, scale: int,
+                          copies: int = 4, seed: int = 0) -> int:
+    """A paired validation set of pipeline-degraded LR: ``copies`` LR draws of every HR image.
+
+    Writes ``out_dir/high_res/<stem>_d<k>.png`` (the HR, cropped to a multiple of ``scale``) and
+    ``out_dir/low_res/<stem>_d<k>.png`` (its LR, seeded by ``seed`` and the name). Several draws
+    per photo steady the score of a small set. Built in ``out_dir.partial`` and renamed when
+    complete, so an interrupted run never leaves a finished-looking set. Returns the pair count.
+    """
+    import shutil
+
+    from realesrgan_ext.data.image_io import read_image
+    from realesrgan_ext.tools.bicubic_lr import mod_crop
+    from realesrgan_ext.tools.image_files import list_images, strip_extension, write_png
+
+    out_dir, hr_dir = Path(out_dir), Path(hr_dir)
+    rels = list_images(hr_dir)
+    if not rels:
+        raise DataToolError(f"{hr_dir}: no image files found")
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    downscale = PipelineDownscaler(options, seed)
+    for rel in rels:
+        source = str(hr_dir / rel)
+        hr = mod_crop(read_image(source), scale)
+        for k in range(copies):
+            name = f"{strip_extension(rel)}_d{k}.png"
+            write_png(partial / "high_res" / name, hr, 3, source)
+            write_png(partial / "low_res" / name, downscale(hr, scale, source, name), 3, source)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    partial.rename(out_dir)
+    return len(rels) * copies
