@@ -8,11 +8,11 @@ from basicsr.models import build_model
 
 
 def make_model(tmp_path, gan_type="RelativisticAverageGANLoss", with_d=True, network_g=None, num_gpu=0,
-               **train_extra):
+               dist=False, **train_extra):
     for sub in ("models", "training_states"):
         (tmp_path / sub).mkdir(exist_ok=True)
     opt = {
-        "name": "unit", "model_type": "AdversarialSRModel", "scale": 4, "num_gpu": num_gpu, "dist": False,
+        "name": "unit", "model_type": "AdversarialSRModel", "scale": 4, "num_gpu": num_gpu, "dist": dist,
         "is_train": True, "rank": 0, "world_size": 1,
         "network_g": network_g or {"type": "RRDBGenerator", "num_feat": 8, "num_block": 1, "num_grow_ch": 4,
                                    "scale": 4},

@@ -1,12 +1,15 @@
 """train.speed options: each one checked for correctness on CPU against the plain fp32 step."""
 
 import copy
+import socket
 from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
 import yaml
 from test_adversarial_sr_model import batch, make_model, snapshot
+from torch.nn.parallel import DistributedDataParallel
 
 from realesrgan_ext.models.training_speed import TrainingSpeed
 from realesrgan_ext.option_validation import OptionFileError, validate_options
@@ -124,6 +127,44 @@ def test_gradient_accumulation_equals_one_big_batch(tmp_path):
     assert all(p.grad is None for p in acc.net_g.parameters()), "gradients cleared after the step"
     assert max_difference(ema_before, snapshot(acc.net_g_ema)) > 0, "the EMA follows the step"
     assert max_difference(snapshot(big.net_g_ema), snapshot(acc.net_g_ema)) < 1e-6
+
+
+@pytest.fixture
+def one_process_group():
+    """A one-process gloo group, so the model wraps its networks in DistributedDataParallel."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_accumulation_under_ddp_defers_the_all_reduce(tmp_path, one_process_group, monkeypatch):
+    """no_sync wraps G's and D's forward and backward inside the window, not on its last iteration."""
+    entered = []
+    real_no_sync = DistributedDataParallel.no_sync
+
+    def recording_no_sync(self):
+        entered.append(self)
+        return real_no_sync(self)
+
+    monkeypatch.setattr(DistributedDataParallel, "no_sync", recording_no_sync)
+    models = {}
+    for name, use_ddp in (("plain", False), ("ddp", True)):
+        (tmp_path / name).mkdir()
+        torch.manual_seed(0)
+        models[name] = make_model(tmp_path / name, dist=use_ddp, speed={"grad_accum_steps": 2})
+    ddp = models["ddp"]
+    assert isinstance(ddp.net_g, DistributedDataParallel) and isinstance(ddp.net_d, DistributedDataParallel)
+    for it in (1, 2):
+        for model in models.values():
+            model.feed_data(batch(it))
+            model.optimize_parameters(it)
+        assert entered == ([ddp.net_g, ddp.net_d] if it == 1 else [])
+        entered.clear()
+    assert max_difference(snapshot(models["plain"].net_g), snapshot(ddp.get_bare_model(ddp.net_g))) < 1e-6
+    assert max_difference(snapshot(models["plain"].net_d), snapshot(ddp.get_bare_model(ddp.net_d))) < 1e-6
 
 
 def test_nan_guard_restores_batchnorm_statistics(tmp_path):

@@ -166,6 +166,26 @@ class AdversarialSRModel(SRModel):
         return {"l_g_pix": self.gt, "l_g_percep": self.gt, "gan": self.gt}
 
     def optimize_parameters(self, current_iter: int) -> None:
+        with self._gradient_sync_deferred(current_iter):
+            log = self._train_step(current_iter)
+        if self.skipped_steps:  # the same on every rank: skipping is decided together
+            log["skipped_steps"] = torch.tensor(float(self.skipped_steps))
+        self.log_dict = self.reduce_loss_dict(log)
+        if self.ema_decay > 0 and self.speed.is_step_iteration(current_iter):  # EMA follows optimizer steps
+            self.model_ema(decay=self.ema_decay)
+
+    def _gradient_sync_deferred(self, current_iter: int) -> contextlib.ExitStack:
+        """DDP's ``no_sync`` on G and D (forward and backward) inside a gradient-accumulation
+        window, so gradients are all-reduced once per optimizer step."""
+        stack = contextlib.ExitStack()
+        if not self.speed.is_step_iteration(current_iter):
+            for net in (self.net_g, self.net_d):
+                if hasattr(net, "no_sync"):
+                    stack.enter_context(net.no_sync())
+        return stack
+
+    def _train_step(self, current_iter: int) -> OrderedDict:
+        """Forward, losses, backward and (at the end of an accumulation window) the optimizer steps."""
         buffers = _snapshot_buffers(self.net_g, self.net_d)
         with self.speed.autocast(self.device):
             self.output = self.net_g(self.speed.prepare_input(self.lq))
@@ -174,15 +194,11 @@ class AdversarialSRModel(SRModel):
         if self._generator_step_due(current_iter):
             with self.speed.autocast(self.device):
                 loss = self._generator_loss(targets, log)
-            if not self._step(self.optimizer_g, self.net_g, loss, "generator", current_iter):
+            if not self._step(self.optimizer_g, loss, "generator", current_iter):
                 _restore_buffers(buffers)  # the skipped step's forward must not move BatchNorm statistics
         if self.net_d is not None:
             self._discriminator_step(targets["gan"], log, current_iter)
-        if self.skipped_steps:  # the same on every rank: skipping is decided together
-            log["skipped_steps"] = torch.tensor(float(self.skipped_steps))
-        self.log_dict = self.reduce_loss_dict(log)
-        if self.ema_decay > 0 and self.speed.is_step_iteration(current_iter):  # EMA follows optimizer steps
-            self.model_ema(decay=self.ema_decay)
+        return log
 
     def _generator_step_due(self, current_iter: int) -> bool:
         if self.net_d is None:
@@ -208,21 +224,20 @@ class AdversarialSRModel(SRModel):
             real_logits = self.net_d(real)
             fake_logits = self.net_d(self.output.detach())
             l_d_real, l_d_fake = self.cri_gan.discriminator_loss(real_logits, fake_logits)
-        if not self._step(self.optimizer_d, self.net_d, l_d_real + l_d_fake, "discriminator", current_iter):
+        if not self._step(self.optimizer_d, l_d_real + l_d_fake, "discriminator", current_iter):
             _restore_buffers(buffers)
         log.update(l_d_real=l_d_real, l_d_fake=l_d_fake,
                    out_d_real=real_logits.detach().mean(), out_d_fake=fake_logits.detach().mean())
 
     skipped_steps = 0  # optimizer steps refused because a loss was not finite
 
-    def _step(self, optimizer: torch.optim.Optimizer, net: torch.nn.Module, loss: torch.Tensor, what: str,
-              current_iter: int) -> bool:
+    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, what: str, current_iter: int) -> bool:
         """Backward, and step at the end of each accumulation window; False when the loss is
         NaN/inf on any process (then all skip its backward together, so DDP's gradient
         all-reduce stays in step and no weight is poisoned)."""
         finite = self._finite_on_every_rank(loss)
         if finite:
-            self._backward(optimizer, net, loss, current_iter)
+            self._backward(optimizer, loss)
         else:
             self.skipped_steps += 1
             get_root_logger().warning(f"iter {current_iter}: non-finite {what} loss, step skipped "
@@ -238,14 +253,11 @@ class AdversarialSRModel(SRModel):
             self._accumulated[id(optimizer)] = 0
         return finite
 
-    def _backward(self, optimizer: torch.optim.Optimizer, net: torch.nn.Module, loss: torch.Tensor,
-                  current_iter: int) -> None:
-        """Accumulate ``loss / grad_accum_steps``; DDP all-reduces only on the window's last iteration."""
+    def _backward(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        """Accumulate ``loss / grad_accum_steps`` into the gradients."""
         scaler = self.scalers.get(id(optimizer))
         loss = loss / self.speed.grad_accum_steps
-        defer_sync = not self.speed.is_step_iteration(current_iter) and hasattr(net, "no_sync")
-        with net.no_sync() if defer_sync else contextlib.nullcontext():
-            (scaler.scale(loss) if scaler is not None else loss).backward()
+        (scaler.scale(loss) if scaler is not None else loss).backward()
         self._accumulated[id(optimizer)] = self._accumulated.get(id(optimizer), 0) + 1
 
     def _finite_on_every_rank(self, loss: torch.Tensor) -> bool:
