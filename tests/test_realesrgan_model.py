@@ -107,7 +107,6 @@ def assert_same_state(a: dict, b: dict):
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=lambda m, key=key: f"{key}: {m}")
 
 
-@pytest.mark.slow
 def test_feed_data_degradation_and_pool_match_basicsr_realesrgan(tmp_path, no_cuda_calls):
     model, reference = make_pair(tmp_path, gan=True)
     for step in range(4):  # two batches fill the pool, then it exchanges
