@@ -3,6 +3,7 @@
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ SCRIPT = REPO / "scripts" / "gpu_check.sh"
 
 @pytest.mark.slow
 def test_without_a_gpu_it_says_so_and_exits_0():
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}
     proc = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "no CUDA GPU visible to torch here; nothing to check" in proc.stdout
