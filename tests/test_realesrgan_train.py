@@ -110,6 +110,10 @@ def test_finetune_recipe_starts_from_the_official_x4plus(tmp_path):
     psnr = [float(v) for v in re.findall(r"# psnr: ([\d.]+)", log)]
     assert psnr and all(20 < v < 40 for v in psnr)  # the official model upscales the photo sensibly
 
+    run_train(tmp_path, opt_path, "--auto_resume", "--force_yml", "train:total_iter=4")
+    assert "iter: 2" in read_log(exp).split("Resuming training")[1][:200]
+    assert (exp / "training_states" / "4.state").is_file() and (exp / "models" / "net_d_4.pth").is_file()
+
 
 def test_hr_dataset_crops_pads_and_samples_kernels(tmp_path):
     hr = write_hr_folder(tmp_path / "hr", n=2, size=60)
