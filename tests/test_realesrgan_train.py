@@ -135,6 +135,8 @@ def test_hr_dataset_crops_pads_and_samples_kernels(tmp_path):
         RealESRGANHRDataset({**opt, "meta_info_file": str(meta)})
     with pytest.raises(ValueError, match="gt_size"):
         RealESRGANHRDataset({**opt, "gt_size": 30})
+    with pytest.raises(ValueError, match="crop_size 64 is too small.*at least 74"):
+        RealESRGANHRDataset({**opt, "crop_size": 64, "degradation": {}})
     with pytest.raises(ValueError, match="datasets.train.degradation.first: unknown key"):
         RealESRGANHRDataset({**opt, "degradation": {"first": {"blur_sigam": [1, 2]}}})
 

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from realesrgan_ext.data.degradation_kernels import sample_kernels
 from realesrgan_ext.data.degradation_options import parse_degradation_options
+from realesrgan_ext.data.degradations import min_hr_side
 from realesrgan_ext.data.image_io import load_training_image
 from realesrgan_ext.data.image_store import open_store
 from realesrgan_ext.data.pairing import read_meta_info
@@ -78,6 +79,10 @@ class RealESRGANHRDataset(Dataset):
             raise ValueError(f"gt_size must be a positive multiple of scale {self.scale} and at most crop_size "
                              f"{self.crop_size}, got {gt_size}")
         self.degradation = parse_degradation_options(opt.get("degradation"), "datasets.train.degradation")
+        smallest = min_hr_side(self.degradation, self.scale)
+        if self.crop_size < smallest:
+            raise ValueError(f"crop_size {self.crop_size} is too small for the degradation pipeline: at least "
+                             f"{smallest} px with kernels up to {self.degradation.max_kernel_size} px")
         backend = (opt.get("io_backend") or {}).get("type", "auto")
         self.store = open_store(opt["dataroot_gt"], backend)
         self.keys = list_keys(self.store, opt.get("meta_info_file"))
