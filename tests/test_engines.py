@@ -10,7 +10,8 @@ from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
 from realesrgan_ext.inference import engines
 from realesrgan_ext.inference.engines import EngineUnavailable, build_engine, choose_engine, make_upscaler
 from realesrgan_ext.inference.model_loader import load_model
-from realesrgan_ext.inference.ncnn_engine import ncnn_supports, run_tail_in_stripes
+from realesrgan_ext.inference.ncnn_engine import ncnn_supports
+from realesrgan_ext.inference.tail_stripes import run_tail_in_stripes
 from realesrgan_ext.inference.upscaler import Upscaler
 
 SMALL = {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}
@@ -146,3 +147,25 @@ def test_the_probe_runs_once_per_model_engine_and_precision(monkeypatch):
     monkeypatch.setattr(engines, "check_engine", lambda *args: pytest.fail("probed again"))
     again, _ = choose_engine(model, "auto", "fp32", "cpu")
     assert (first.engine, first.psnr) == (again.engine, again.psnr) == ("openvino", float("inf"))
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(f"{v}" for v in o.values()))
+def test_striped_tail_is_exact_for_every_option(options, monkeypatch):
+    _installed("onnxruntime")
+    monkeypatch.setattr(engines, "stripe_rows", lambda *args: 2)  # many 2-row stripes, each with its halo
+    model = _model(**options)
+    x = engines.probe_image(model, (24, 20))
+    run = build_engine(model, "onnxruntime", "fp32", threads=1)
+    assert isinstance(run, engines.StripedRRDB)
+    with torch.inference_mode():
+        got, want = run(x), model.module(x)
+    assert float((got - want).abs().max()) < EXACT_FP32
+
+
+def test_automatic_tile_is_larger_only_for_a_striped_bf16_engine(monkeypatch):
+    model = _model(scale=4)
+    striped = engines.StripedRRDB(model.module, model.module.features, model.module.reconstruct)
+    monkeypatch.setattr(engines, "build_engine", lambda model, engine, precision, threads=None: striped)
+    assert make_upscaler(model, "openvino", "bf16", "cpu").tile == engines.STRIPED_BF16_TILE
+    assert make_upscaler(model, "openvino", "bf16", "cpu", tile=64).tile == 64
+    assert make_upscaler(model, "openvino", "fp32", "cpu").tile == 256

@@ -143,8 +143,9 @@ class RRDBGenerator(nn.Module):
             return self.lrelu(conv(F.interpolate(feat, scale_factor=UPSAMPLE_STAGE_FACTOR, mode="nearest")))
         return self.lrelu(self.pixel_shuffle(conv(feat)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        image = x
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Image -> trunk features (``conv_first`` + the scaled RRDB body with its long skip), at the
+        input's resolution divided by ``size_multiple``."""
         unshuffle = self.size_multiple
         if unshuffle > 1:
             height, width = x.shape[-2:]
@@ -153,10 +154,21 @@ class RRDBGenerator(nn.Module):
                                  f"got {height}x{width}; pad the input first")
             x = F.pixel_unshuffle(x, unshuffle)  # same channel order as basicsr's pixel_unshuffle
         feat = self.conv_first(x)
-        feat = feat + self.conv_body(self.body(feat))
+        return feat + self.conv_body(self.body(feat))
+
+    def reconstruct(self, feat: torch.Tensor) -> torch.Tensor:
+        """Trunk features -> image (the x2 upsampling stages, ``conv_hr``, ``conv_last``), without the global skip."""
         for name in self._up_names:
             feat = self._upsample_stage(feat, getattr(self, name))
-        out = self.conv_last(self.lrelu(self.conv_hr(feat)))
-        if self.global_skip:
-            out = out + F.interpolate(image, scale_factor=self.scale, mode=self.global_skip, align_corners=False)
-        return out
+        return self.conv_last(self.lrelu(self.conv_hr(feat)))
+
+    def skip(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The global skip's interpolated input (None without one)."""
+        if not self.global_skip:
+            return None
+        return F.interpolate(x, scale_factor=self.scale, mode=self.global_skip, align_corners=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.reconstruct(self.features(x))
+        skip = self.skip(x)
+        return out if skip is None else out + skip

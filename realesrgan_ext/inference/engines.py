@@ -3,8 +3,11 @@
 Every engine computes the network itself, never a copy of its code: ``onnxruntime`` and
 ``openvino`` run the ONNX export of the loaded module (``onnx_export``), so each generator
 option (global skip, pixel-unshuffle x1 / x2, x8, pixel-shuffle upsampling, spandrel models)
-is whatever the module computes. ``ncnn`` runs a graph written from RRDB weights
-(``ncnn_writer``) and refuses every model that graph does not express.
+is whatever the module computes. An RRDB generator is exported as its two methods
+``features`` and ``reconstruct``; the second, the upsampling tail, runs in row stripes
+(``StripedRRDB``), so its activations at output resolution never exist for a whole tile.
+``ncnn`` runs a graph written from RRDB weights (``ncnn_writer``) and refuses every model that
+graph does not express.
 
 * ``pytorch``: the network as loaded (fp32, bf16; fp16 on CUDA). The only engine on CUDA.
 * ``openvino`` (CPU): fp32, or bf16 (``INFERENCE_PRECISION_HINT``), which uses the CPU's
@@ -39,8 +42,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
+from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
 from realesrgan_ext.inference.model_loader import LoadedModel
+from realesrgan_ext.inference.tail_stripes import run_tail_in_stripes, stripe_rows
 from realesrgan_ext.inference.upscaler import Upscaler, resolve_device
 from realesrgan_ext.paths import cache_dir
 
@@ -55,6 +61,10 @@ AUTO_ORDER = {
 }
 ENGINE_PRECISIONS = {"openvino": ("fp32", "bf16"), "onnxruntime": ("fp32",), "ncnn": ("fp32",)}
 PACKAGES = {"openvino": "openvino", "onnxruntime": "onnxruntime", "ncnn": "ncnn"}
+# tile=0 (automatic) on a striped bf16 engine: larger tiles waste less on tile_pad context and,
+# with the tail striped and bf16 activations, peak no higher than plain PyTorch's 256 px fp32 tiles
+# (measured: 1.46 vs 1.47 GB on a 1024^2 x4 input; 512 px fp32 tiles would take 1.87 GB).
+STRIPED_BF16_TILE = 512
 # Probe image (input px), rounded up to the model's size multiple: not square and not the ONNX
 # export's tracing size (32), so a size baked into the exported graph shows up as a mismatch.
 PROBE_SIZE = (36, 44)
@@ -94,16 +104,42 @@ def model_key(model: LoadedModel) -> str:
     return digest.hexdigest()
 
 
-def cached_onnx(model: LoadedModel) -> Path:
-    """The dynamic-shape fp32 ONNX export of ``model``, exported once (atomic write) and reused."""
-    from realesrgan_ext.inference.onnx_export import export_onnx
+class _Method(nn.Module):
+    """One method of a network as a module's forward (what the ONNX exporter traces)."""
 
-    path = cache_dir("onnx") / f"{model_key(model)}.onnx"
+    def __init__(self, net: nn.Module, method: str) -> None:
+        super().__init__()
+        self.net, self.method = net, method
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return getattr(self.net, self.method)(x)
+
+
+def _export_part(model: LoadedModel, part: str, path: Path) -> None:
+    from realesrgan_ext.inference.onnx_export import EXPORT_SIZE, export_module, export_onnx
+
+    if part == "whole":
+        export_onnx(model, path, dynamic=True, check=False)
+        return
+    net = model.module
+    side = EXPORT_SIZE * max(model.size_multiple, 1)
+    sample = torch.rand(1, model.in_channels, side, side)
+    if part == "reconstruct":
+        with torch.inference_mode():
+            sample = net.features(sample).clone()
+    with torch.no_grad():
+        export_module(_Method(net, part).eval(), sample, path, dynamic=True)
+
+
+def cached_onnx(model: LoadedModel, part: str = "whole") -> Path:
+    """The dynamic-shape fp32 ONNX export of ``model`` (``part``: ``whole``, or an RRDB generator's
+    ``features`` / ``reconstruct``), exported once (atomic write) and reused."""
+    path = cache_dir("onnx") / f"{model_key(model)}{'' if part == 'whole' else '-' + part}.onnx"
     if path.is_file():
         return path
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.onnx")
     try:
-        export_onnx(model, tmp, dynamic=True, check=False)
+        _export_part(model, part, tmp)
         os.replace(tmp, path)
     except Exception as err:
         raise EngineUnavailable(f"{model.describe()}: ONNX export failed ({type(err).__name__}: {err})") from err
@@ -120,26 +156,55 @@ def _require(engine: str) -> None:
         raise EngineUnavailable(f"the {engine} engine needs its package: pip install {PACKAGES[engine]}")
 
 
-def _onnxruntime(model: LoadedModel, precision: str, threads: int) -> TileFn:
+def _onnxruntime(path: Path, precision: str, threads: int) -> TileFn:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(cached_onnx(model)), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return lambda x: torch.from_numpy(session.run(None, {"input": _numpy(x)})[0])
 
 
-def _openvino(model: LoadedModel, precision: str, threads: int) -> TileFn:
+def _openvino(path: Path, precision: str, threads: int) -> TileFn:
     import openvino as ov
 
     core = ov.Core()
     core.set_property({"CACHE_DIR": str(cache_dir("openvino"))})  # OpenVINO's own compiled-model cache
     # the hint is explicit both ways: OpenVINO picks bf16 by itself on CPUs that have it
-    compiled = core.compile_model(str(cached_onnx(model)), "CPU", {
+    compiled = core.compile_model(str(path), "CPU", {
         "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16"}[precision],
         "PERFORMANCE_HINT": "LATENCY"})
     request = compiled.create_infer_request()
     return lambda x: torch.from_numpy(request.infer({0: _numpy(x)})[0].copy())
+
+
+class StripedRRDB:
+    """An RRDB generator as two exported graphs: ``features`` on the whole tile, ``reconstruct`` (the
+    upsampling tail) in row stripes (``tail_stripes``), plus the network's own ``skip`` in PyTorch.
+    Same output as the network (the three are its methods); the tail's full-tile activations never exist."""
+
+    def __init__(self, net: RRDBGenerator, features: TileFn, reconstruct: TileFn) -> None:
+        self.net, self.features, self.reconstruct = net, features, reconstruct
+        self.num_feat = net.conv_first.out_channels
+        self.factor = net.scale * net.size_multiple  # output rows per feature row
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        feat = self.features(x)
+        rows = stripe_rows(self.num_feat, feat.shape[3], self.factor)
+        out = run_tail_in_stripes(feat, self.reconstruct, self.factor, rows)
+        with torch.inference_mode():
+            skip = self.net.skip(x.float())
+        return out if skip is None else out + skip
+
+
+def _onnx_engine(session: Callable[[Path, str, int], TileFn]) -> Callable[[LoadedModel, str, int], TileFn]:
+    def build(model: LoadedModel, precision: str, threads: int) -> TileFn:
+        if isinstance(model.module, RRDBGenerator):
+            return StripedRRDB(model.module, session(cached_onnx(model, "features"), precision, threads),
+                               session(cached_onnx(model, "reconstruct"), precision, threads))
+        return session(cached_onnx(model), precision, threads)
+
+    return build
 
 
 def _ncnn(model: LoadedModel, precision: str, threads: int) -> TileFn:
@@ -148,7 +213,7 @@ def _ncnn(model: LoadedModel, precision: str, threads: int) -> TileFn:
     return NcnnRRDB(model, threads)
 
 
-_BUILDERS = {"openvino": _openvino, "onnxruntime": _onnxruntime, "ncnn": _ncnn}
+_BUILDERS = {"openvino": _onnx_engine(_openvino), "onnxruntime": _onnx_engine(_onnxruntime), "ncnn": _ncnn}
 
 
 def _numpy(x: torch.Tensor) -> np.ndarray:
@@ -297,6 +362,8 @@ def make_upscaler(model: LoadedModel, backend: str = "auto", precision: str = "a
     ``upscaler_options``: ``tile``, ``tile_pad``, ``alpha``, ``blend`` (see ``Upscaler``).
     """
     choice, run = choose_engine(model, backend, precision, device, threads)
+    if not upscaler_options.get("tile") and isinstance(run, StripedRRDB) and choice.precision == "bf16":
+        upscaler_options = {**upscaler_options, "tile": STRIPED_BF16_TILE}
     upscaler = Upscaler(model, precision="fp32" if run is not None else choice.precision, device=device,
                         **upscaler_options)
     if run is not None:

@@ -5,8 +5,7 @@ ncnn files), which expresses x4 / x8 RRDB generators with ``nearest`` upsampling
 skip; any other model is refused (``EngineUnavailable``). ``tests/test_engines.py`` checks the
 output against the network for each generator option.
 
-Memory: the tail's activations at 4x / 16x the tile's pixels are the largest tensors, so the
-tail runs in row stripes with a halo wider than its receptive field (exact).
+Memory: the tail runs in row stripes (``tail_stripes``).
 """
 
 from __future__ import annotations
@@ -23,17 +22,9 @@ from realesrgan_ext.inference.engines import EngineUnavailable
 from realesrgan_ext.inference.model_loader import LoadedModel
 from realesrgan_ext.inference.ncnn_import import STAGES_BY_SCALE
 from realesrgan_ext.inference.ncnn_writer import rrdb_to_ncnn_layers, write_ncnn
+from realesrgan_ext.inference.tail_stripes import run_tail_in_stripes, stripe_rows
 
 TileFn = Callable[[torch.Tensor], torch.Tensor]
-# The tail's receptive field is under 1.25 feature rows (one 3x3 conv at 2x resolution, three at
-# 4x for x4), so 2 rows of halo make every stripe exact.
-TAIL_HALO = 2
-# Feature rows per tail stripe: chosen so one output-resolution activation (num_feat channels,
-# float32) of a stripe stays near this size.
-TAIL_STRIPE_BYTES = 16 << 20
-MIN_STRIPE_ROWS = 16  # the 2-row halos cost at most 25 % more of the tail (8 % of the work)
-
-
 def ncnn_supports(model: LoadedModel) -> str | None:
     """None when the ncnn graph expresses ``model``, else why not."""
     module, settings = model.module, model.settings
@@ -46,33 +37,6 @@ def ncnn_supports(model: LoadedModel) -> str | None:
     if int(settings.get("scale", model.scale)) not in STAGES_BY_SCALE:
         return f"x{model.scale} (the ncnn graph has no pixel-unshuffle; x4 / x8 only)"
     return None
-
-
-def _stripe_rows(num_feat: int, width: int, out_per_row: int) -> int:
-    row_bytes = num_feat * 4 * width * out_per_row * out_per_row
-    return max(MIN_STRIPE_ROWS, TAIL_STRIPE_BYTES // max(row_bytes, 1))
-
-
-def run_tail_in_stripes(feat: torch.Tensor, tail: TileFn, factor: int, rows: int,
-                        map_fn: Callable = map) -> torch.Tensor:
-    """``tail(feat)`` computed ``rows`` feature rows at a time, each with ``TAIL_HALO`` rows of context.
-
-    ``factor``: output rows per feature row. Exact because the tail's receptive field is smaller
-    than the halo: the halo rows' outputs (touched by the stripe's zero padding) are cropped.
-    ``map_fn``: how the stripes are mapped (e.g. a thread pool's ``map``, results in order).
-    """
-    height = feat.shape[2]
-    if rows >= height:
-        return tail(feat)
-    spans = [(top, min(top + rows, height)) for top in range(0, height, rows)]
-
-    def stripe(span: tuple[int, int]) -> torch.Tensor:
-        top, bottom = span
-        lo, hi = max(top - TAIL_HALO, 0), min(bottom + TAIL_HALO, height)
-        return tail(feat[:, :, lo:hi])[:, :, (top - lo) * factor: (bottom - lo) * factor]
-
-    return torch.cat(list(map_fn(stripe, spans)), dim=2)
-
 
 
 class NcnnRRDB:
@@ -128,7 +92,7 @@ class NcnnRRDB:
         outputs = []
         for image in x.detach().float().cpu():
             feat = torch.from_numpy(self._run(self.trunk_net, image.numpy()))[None]
-            rows = _stripe_rows(self.num_feat, feat.shape[3], self.factor)
+            rows = stripe_rows(self.num_feat, feat.shape[3], self.factor)
             tail = lambda f: torch.from_numpy(self._run(self.tail_net, f[0].numpy()))[None]  # noqa: E731
             outputs.append(run_tail_in_stripes(feat, tail, self.factor, rows))
         return torch.cat(outputs)

@@ -65,7 +65,9 @@ def resolve_model(model: str | Path | LoadedModel) -> LoadedModel:
     return load_model(model)
 
 
-def _export(module: nn.Module, sample: torch.Tensor, path: Path, dynamic: bool, opset: int) -> None:
+def export_module(module: nn.Module, sample: torch.Tensor, path: Path, dynamic: bool,
+                  opset: int = DEFAULT_OPSET) -> None:
+    """``torch.onnx.export`` of ``module`` traced on ``sample``, input ``input``, output ``output``."""
     axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
             OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"}} if dynamic else None
     with warnings.catch_warnings():
@@ -118,9 +120,9 @@ def export_onnx(model: str | Path | LoadedModel, output: str | Path, *, dynamic:
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     sample = torch.rand(1, loaded.in_channels, size, size)
-    export_module = copy.deepcopy(module).half() if fp16 else module
+    to_export = copy.deepcopy(module).half() if fp16 else module
     with torch.no_grad():
-        _export(export_module, sample.half() if fp16 else sample, output, dynamic, opset)
+        export_module(to_export, sample.half() if fp16 else sample, output, dynamic, opset)
     onnx.checker.check_model(str(output))
     input_dims = onnx.load(str(output), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
     report = OnnxExportReport(path=output, opset=opset, dynamic=dynamic, fp16=fp16,
