@@ -16,6 +16,8 @@ def scaled_kaiming_init(modules: nn.Module | list[nn.Module], scale: float = 1.0
     ``modules``; BatchNorm weights 1. Same draws, in the same order, as basicsr's function."""
     for module in modules if isinstance(modules, list) else [modules]:
         for m in module.modules():
+            if getattr(getattr(m, "weight", None), "is_meta", False):
+                continue  # built on the meta device to be loaded: nothing to initialise
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight)
                 m.weight *= scale

@@ -365,9 +365,7 @@ def make_upscaler(model: LoadedModel, backend: str = "auto", precision: str = "a
     if not upscaler_options.get("tile") and isinstance(run, StripedRRDB) and choice.precision == "bf16":
         upscaler_options = {**upscaler_options, "tile": STRIPED_BF16_TILE}
     upscaler = Upscaler(model, precision="fp32" if run is not None else choice.precision, device=device,
-                        **upscaler_options)
-    if run is not None:
-        upscaler.net = run  # the Upscaler hands each float32 tile to self.net
+                        tile_fn=run, **upscaler_options)
     upscaler.engine = choice
     return upscaler
 

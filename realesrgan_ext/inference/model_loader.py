@@ -52,6 +52,7 @@ PTH_SUFFIXES = (".pth", ".pt", ".ckpt")
 RRDB_TYPES = ("RRDBGenerator", "RRDBNet")  # 'arch' types built as RRDBGenerator (same keys and options)
 COMPACT_TYPE = "SRVGGNetCompact"  # 'arch' type built from spandrel's SRVGGNetCompact (BasicSR's keys and options)
 SAFETENSORS_SUFFIX = ".safetensors"
+IN_MEMORY = "<state dict>"  # the source name of a state dict passed in memory
 
 # ESRGAN's 2019 repository names -> BasicSR names (same tensors, same shapes).
 _ESRGAN_2019_RENAMES = (
@@ -139,7 +140,7 @@ def load_model(source: str | Path | Mapping[str, Any], settings: Mapping[str, An
         UnsafeCheckpointError: the pickle references code; it was not executed.
         ModelLoadError: unreadable file, unknown architecture, or weights that do not fit.
     """
-    name = str(source) if isinstance(source, (str, Path)) else "<state dict>"
+    name = str(source) if isinstance(source, (str, Path)) else IN_MEMORY
     raw = read_checkpoint(source) if isinstance(source, (str, Path)) else source
     state = extract_state_dict(raw, name)
     state = _rename_esrgan_2019(state)
@@ -268,14 +269,17 @@ def _load_rrdb(state: dict[str, torch.Tensor], source: str, settings: Mapping[st
         except ModelLoadError as err:
             raise ModelLoadError(f"{source}: {err}") from err
     try:
-        module = RRDBGenerator(**merged)
+        with torch.device("meta"):  # no random init of weights that are loaded next (seconds for x4plus)
+            module = RRDBGenerator(**merged)
     except (TypeError, ValueError) as err:
         raise ModelLoadError(f"{source}: bad RRDB settings {merged}: {err}") from err
     try:
-        module.load_state_dict(state, strict=True)
+        # assign: the parameters become these tensors (copies of a caller's in-memory state dict)
+        owned = state if isinstance(source, str) and source != IN_MEMORY else {k: v.clone() for k, v in state.items()}
+        module.load_state_dict(owned, strict=True, assign=True)
     except RuntimeError as err:
         raise ModelLoadError(f"{source}: weights do not fit RRDBGenerator({merged}): {err}") from err
-    module.eval().requires_grad_(False)
+    module.float().eval().requires_grad_(False)
     return LoadedModel(module=module, name="RRDB", scale=module.scale, in_channels=module.num_in_ch,
                        out_channels=module.num_out_ch, size_multiple=module.size_multiple,
                        supports_fp16=True, supports_bf16=True, source=source, settings=dict(merged))

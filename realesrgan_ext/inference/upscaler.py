@@ -118,14 +118,16 @@ class Upscaler:
             gray image through the network, like Real-ESRGAN) or ``bicubic``.
         blend: width of the seam cross-fade band in input px (default ``BLEND_FRACTION * tile_pad``;
             at most ``2 * tile_pad``; 0 = hard seams, Real-ESRGAN's crop-only tiling).
+        tile_fn: run each tile on this instead of the network (``engines.make_upscaler`` passes an
+            engine's): float32 CPU ``(N, C, h, w)`` in, the network's output out; needs fp32 on CPU.
 
-    The model is copied, then moved to the device and dtype (channels_last); the caller's
+    Without ``tile_fn`` the model is copied, then moved to the device and dtype (channels_last); the caller's
     ``LoadedModel`` is left as it was. Not thread-safe: call ``upscale`` from one thread.
     """
 
     def __init__(self, model: LoadedModel | str | Path, tile: int = 0, tile_pad: int = DEFAULT_TILE_PAD,
                  precision: str = "auto", device: str | torch.device = "auto", alpha: str = "model",
-                 blend: int | None = None) -> None:
+                 blend: int | None = None, tile_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         self.model = model if isinstance(model, LoadedModel) else load_model(model)
         if tile < 0 or tile_pad < 0:
             raise ValueError(f"tile and tile_pad must be >= 0, got tile={tile}, tile_pad={tile_pad}")
@@ -140,8 +142,13 @@ class Upscaler:
             raise ValueError(f"blend must be between 0 and 2 * tile_pad ({2 * tile_pad}), got {self.blend}")
         self.alpha = alpha
         self.scale = self.model.scale
-        self.net = copy.deepcopy(self.model.module).eval().requires_grad_(False)
-        self.net.to(device=self.device, dtype=self.dtype, memory_format=torch.channels_last)
+        if tile_fn is not None:
+            if (self.device.type, self.dtype) != ("cpu", torch.float32):
+                raise ValueError(f"tile_fn runs float32 tiles on CPU, not {self.dtype} on {self.device}")
+            self.net = tile_fn  # no copy of the network: the engine has its own
+        else:
+            self.net = copy.deepcopy(self.model.module).eval().requires_grad_(False)
+            self.net.to(device=self.device, dtype=self.dtype, memory_format=torch.channels_last)
         self._on_tile: Callable[[int, int], None] | None = None
         self.engine = None  # engines.make_upscaler: the EngineChoice whose tile_fn replaced self.net
 
