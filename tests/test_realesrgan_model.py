@@ -16,7 +16,7 @@ from basicsr.models import build_model
 from realesrgan_ext.data.degradation_kernels import sample_kernel_batch
 from realesrgan_ext.data.degradation_options import DegradationOptions
 from realesrgan_ext.data.training_pair_pool import TrainingPairPool
-from realesrgan_ext.models.realesrgan_sr_model import usm_sharpen_options
+from realesrgan_ext.models.realesrgan_sr_model import resolve_pretrained, usm_sharpen_options
 
 GT_SIZE, BATCH = 32, 2
 NETWORK_G = {"type": "SRVGGNetCompact", "num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_conv": 2,
@@ -187,3 +187,11 @@ def test_basicsr_realesrgan_networks_by_plain_name():
     assert ARCH_REGISTRY.get("SRVGGNetCompact") is SRVGGNetCompact
     logits = UNetDiscriminatorSN(3, num_feat=8)(torch.rand(2, 3, 32, 32))
     assert logits.shape == (2, 1, 32, 32)  # per-pixel logits: the GAN losses average over all of them
+
+
+def test_pretrained_paths_official_names_and_missing_files(tmp_path):
+    ckpt = tmp_path / "g.pth"
+    ckpt.write_bytes(b"x")
+    assert resolve_pretrained(str(ckpt)) == str(ckpt) and resolve_pretrained(None) is None
+    with pytest.raises(FileNotFoundError, match="nope.pth not found.*set it to ~"):
+        resolve_pretrained(str(tmp_path / "nope.pth"))

