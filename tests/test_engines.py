@@ -162,10 +162,12 @@ def test_striped_tail_is_exact_for_every_option(options, monkeypatch):
     assert float((got - want).abs().max()) < EXACT_FP32
 
 
-def test_automatic_tile_is_larger_only_for_a_striped_bf16_engine(monkeypatch):
+def test_automatic_tile_is_larger_only_for_striped_openvino(monkeypatch):
     model = _model(scale=4)
     striped = engines.StripedRRDB(model.module, model.module.features, model.module.reconstruct)
     monkeypatch.setattr(engines, "build_engine", lambda model, engine, precision, threads=None: striped)
-    assert make_upscaler(model, "openvino", "bf16", "cpu").tile == engines.STRIPED_BF16_TILE
-    assert make_upscaler(model, "openvino", "bf16", "cpu", tile=64).tile == 64
-    assert make_upscaler(model, "openvino", "fp32", "cpu").tile == 256
+    assert make_upscaler(model, "openvino", "bf16", "cpu").tile == engines.STRIPED_TILE["openvino"] == 512
+    assert make_upscaler(model, "openvino", "fp32", "cpu", tile=64).tile == 64
+    assert make_upscaler(model, "onnxruntime", "fp32", "cpu").tile == 256
+    monkeypatch.setattr(engines, "build_engine", lambda model, engine, precision, threads=None: model.module)
+    assert make_upscaler(model, "openvino", "fp32", "cpu").tile == 256  # not striped: whole tiles

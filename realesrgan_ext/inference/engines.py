@@ -61,10 +61,11 @@ AUTO_ORDER = {
 }
 ENGINE_PRECISIONS = {"openvino": ("fp32", "bf16"), "onnxruntime": ("fp32",), "ncnn": ("fp32",)}
 PACKAGES = {"openvino": "openvino", "onnxruntime": "onnxruntime", "ncnn": "ncnn"}
-# tile=0 (automatic) on a striped bf16 engine: larger tiles waste less on tile_pad context and,
-# with the tail striped and bf16 activations, peak no higher than plain PyTorch's 256 px fp32 tiles
-# (measured: 1.46 vs 1.47 GB on a 1024^2 x4 input; 512 px fp32 tiles would take 1.87 GB).
-STRIPED_BF16_TILE = 512
+# tile=0 (automatic) on OpenVINO with a striped RRDB tail: 512 px tiles waste less on tile_pad
+# context and still peak below plain PyTorch's 256 px tiles. Measured, 1024^2 x4 input (RRDB 64/32
+# features): PyTorch fp32 256 px 2.02 GB; OpenVINO bf16 512 px 1.45 GB, fp32 512 px 1.87 GB
+# (onnxruntime fp32: 1.71 GB at 256 px, 2.52 GB at 512 px, so it keeps 256).
+STRIPED_TILE = {"openvino": 512}
 # Probe image (input px), rounded up to the model's size multiple: not square and not the ONNX
 # export's tracing size (32), so a size baked into the exported graph shows up as a mismatch.
 PROBE_SIZE = (36, 44)
@@ -362,8 +363,8 @@ def make_upscaler(model: LoadedModel, backend: str = "auto", precision: str = "a
     ``upscaler_options``: ``tile``, ``tile_pad``, ``alpha``, ``blend`` (see ``Upscaler``).
     """
     choice, run = choose_engine(model, backend, precision, device, threads)
-    if not upscaler_options.get("tile") and isinstance(run, StripedRRDB) and choice.precision == "bf16":
-        upscaler_options = {**upscaler_options, "tile": STRIPED_BF16_TILE}
+    if not upscaler_options.get("tile") and isinstance(run, StripedRRDB) and choice.engine in STRIPED_TILE:
+        upscaler_options = {**upscaler_options, "tile": STRIPED_TILE[choice.engine]}
     upscaler = Upscaler(model, precision="fp32" if run is not None else choice.precision, device=device,
                         tile_fn=run, **upscaler_options)
     upscaler.engine = choice
