@@ -1,15 +1,16 @@
 """Inference benchmark, whole process: every engine and precision against Real-ESRGAN's ``RealESRGANer``.
 
     python scripts/benchmark_inference.py --quick                  # 128^2 and 256^2, a few minutes
-    python scripts/benchmark_inference.py                          # 128^2 .. 1024^2, 3 runs each
+    python scripts/benchmark_inference.py                          # 128^2 .. 1024^2 (about 40 min, 2 cores)
     python scripts/benchmark_inference.py --sizes 256 --configs realesrganer auto-bf16 --repeat 1
 
 What a user waits for: each run is a fresh process that starts Python, loads the model, sets up
 its engine, upscales one photo (skimage's astronaut resized to S x S) and writes a PNG. Ours is
 ``scripts/inference.py --backend B --precision P``; the reference is ``RealESRGANer`` 0.3.0 as its
 ``inference_realesrgan.py`` runs it (fp32, ``--ref-tile`` / tile_pad 10 / pre_pad 0). Runs of all
-configurations are alternated, ``--repeat`` times, and the median is reported. Engine conversions
-(the ONNX export) are cached on disk by the first run of each configuration, which is not timed.
+configurations are alternated, ``--repeat`` times up to 256^2 (once above), and the median is
+reported. Engine conversions (the ONNX export) are cached on disk by the first run of each
+configuration, which is not timed.
 
 Columns: ``s`` median seconds of the whole process; ``x RESRGANer`` its speed-up over
 ``RealESRGANer`` at that size; ``upscale s`` the upscale alone (as the process reports it, start-up
@@ -51,6 +52,7 @@ REFERENCE = "pytorch-fp32"  # "our fp32 output": PSNR is measured against it, an
 DEFAULT_SIZES = (128, 256, 512, 1024)
 QUICK_SIZES = (128, 256)
 MODEL_NAME = "realesrgan-x4plus"
+REPEAT_MAX_SIZE = 256  # larger sizes run once: long enough to average out, and 1024^2 takes minutes a run
 PRIME_SIZE = 32  # the untimed first run of each configuration (fills the engine caches)
 TARGETS = {"auto-bf16": (3.0, 50.0), "auto-fp32": (1.6, 60.0)}  # issue 8: speed-up over RealESRGANer, min PSNR
 REFERENCE_TILE_PAD, REFERENCE_PRE_PAD = 10, 0  # inference_realesrgan.py's defaults
@@ -146,7 +148,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", help=f"LR input sides (default {DEFAULT_SIZES})")
     parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES}, one run each")
-    parser.add_argument("--repeat", type=int, default=3, help="alternated runs per configuration (median)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help=f"alternated runs per configuration (median) for LR sizes up to {REPEAT_MAX_SIZE}^2; "
+                             "larger sizes run once")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="cuda: RealESRGANer and ours on the GPU, configurations " + " ".join(CUDA_CONFIGS))
     parser.add_argument("--configs", nargs="+", choices=CONFIGS,
@@ -199,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{'peak MB':>8} {'PSNR dB':>8}  engine")
         for size in sizes:
             runs: dict[str, list[dict]] = {c: [] for c in configs}
-            for _ in range(repeat):
+            for _ in range(repeat if size <= REPEAT_MAX_SIZE else 1):
                 for config in configs:
                     runs[config].append(run(config, job(size)))
             reference = cv2.imread(runs[REFERENCE][0]["output"])
