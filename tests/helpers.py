@@ -28,3 +28,13 @@ def write_pair_folders(root: Path, names: list[str], hr_size: int = 32, scale: i
         cv2.imwrite(str(hr_dir / f"{name}.png"), hr)
         cv2.imwrite(str(lr_dir / f"{name}{lr_ext}"), lr)
     return hr_dir, lr_dir
+
+
+def edited_ncnn_layers(files: tuple[Path, Path], old: str, new: str) -> list:
+    """An ncnn model's layers with the first ``old`` in its ``.param`` text replaced by ``new``."""
+    from realesrgan_ext.inference.ncnn_import import load_bin, parse_param
+
+    param, weights = files
+    text = param.read_text()
+    assert old in text
+    return load_bin(parse_param(text.replace(old, new, 1)), weights.read_bytes())

@@ -8,11 +8,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import edited_ncnn_layers
 
 from realesrgan_ext.inference import bundled_models, load_model, ncnn_import
 from realesrgan_ext.inference.model_loader import ModelLoadError
 from realesrgan_ext.inference.ncnn_compact import compact_checkpoint
-from realesrgan_ext.inference.ncnn_import import NcnnImportError, load_bin, parse_param
+from realesrgan_ext.inference.ncnn_import import NcnnImportError
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -91,12 +92,6 @@ def x2_files():
     return _files("realesr-animevideov3-x2")
 
 
-def _edited(files, old, new):
-    param, weights = files
-    text = param.read_text()
-    assert old in text
-    return load_bin(parse_param(text.replace(old, new, 1)), weights.read_bytes())
-
 
 @pytest.mark.parametrize("old, new, message", [
     ("Resize_40                1 1 112 output 0=3", "Resize_40                1 1 112 output 0=2", "bicubic"),
@@ -109,7 +104,7 @@ def _edited(files, old, new):
 ])
 def test_non_compact_graphs_are_rejected(x2_files, old, new, message):
     with pytest.raises(NcnnImportError, match=message):
-        compact_checkpoint(_edited(x2_files, old, new))
+        compact_checkpoint(edited_ncnn_layers(x2_files, old, new))
 
 
 def test_bad_resize_record_is_a_load_error(x2_files):

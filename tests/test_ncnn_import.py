@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import edited_ncnn_layers
 
 from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
 from realesrgan_ext.inference import bundled_models, ncnn_import, ncnn_writer
@@ -107,12 +108,6 @@ def anime_files():
     return _official_files("realesrgan-x4plus-anime")
 
 
-def _load_edited(files, old, new):
-    param, weights = files
-    text = param.read_text()
-    assert old in text
-    return load_bin(parse_param(text.replace(old, new, 1)), weights.read_bytes())
-
 
 def test_anime_graph_maps_to_rrdbnet_keys(anime_files):
     layers = ncnn_import.read_ncnn_model(*anime_files)
@@ -136,7 +131,7 @@ def test_anime_graph_maps_to_rrdbnet_keys(anime_files):
 ])
 def test_non_rrdb_graphs_are_rejected(anime_files, old, new, message):
     with pytest.raises(NcnnImportError, match=message):
-        rrdb_state_dict(_load_edited(anime_files, old, new))
+        rrdb_state_dict(edited_ncnn_layers(anime_files, old, new))
 
 
 # --------------------------------------------------------------------------- writer (RRDB -> ncnn)
