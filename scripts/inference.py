@@ -84,9 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", choices=ALPHA_MODES, default="model", help="how to upscale an alpha channel")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="engine: auto = on CPU the fastest installed one that reproduces the network within "
-                        "--precision on a probe image (fp32: onnxruntime, then pytorch; bf16: pytorch bf16 first), "
-                        "pytorch on CUDA; openvino (fastest, but see README: it can crash a long-running process) "
-                        "only when named; a named engine that cannot run the model falls back to pytorch with a note")
+                        "--precision on a probe image (openvino, then onnxruntime / pytorch bf16, then pytorch), "
+                        "pytorch on CUDA; a named engine that cannot run the model falls back to pytorch with a note")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 

@@ -5,7 +5,6 @@ import importlib.util
 import numpy as np
 import pytest
 import torch
-from own_process import in_own_process, run_in_own_process
 
 from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
 from realesrgan_ext.inference import engines
@@ -49,10 +48,7 @@ def _installed(engine):
 
 @pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(f"{v}" for v in o.values()))
 @pytest.mark.parametrize("engine, precision, min_psnr", [
-    ("onnxruntime", "fp32", None),
-    pytest.param("openvino", "fp32", None, marks=in_own_process),
-    pytest.param("openvino", "bf16", 50.0, marks=in_own_process),
-    ("ncnn", "fp32", None)])
+    ("onnxruntime", "fp32", None), ("openvino", "fp32", None), ("openvino", "bf16", 50.0), ("ncnn", "fp32", None)])
 def test_engine_computes_the_network_or_refuses(engine, precision, min_psnr, options):
     _installed(engine)
     model = _model(**options)
@@ -70,11 +66,6 @@ def test_engine_computes_the_network_or_refuses(engine, precision, min_psnr, opt
         assert float((got - want).abs().max()) < EXACT_FP32
     else:
         assert engines.psnr(got, want) >= min_psnr
-
-
-def test_openvino_cases_in_own_process():
-    _installed("openvino")
-    run_in_own_process(f"{__file__}::test_engine_computes_the_network_or_refuses", "-k", "openvino")
 
 
 def test_ncnn_refuses_only_what_its_graph_lacks():
@@ -101,21 +92,20 @@ def test_auto_picks_the_first_engine_that_meets_the_precision(monkeypatch):
 
     def fake_build(model, engine, precision, threads=None):
         calls.append((engine, precision))
-        if engine == "onnxruntime":
-            raise EngineUnavailable("onnxruntime: not here")
+        if engine == "openvino":
+            raise EngineUnavailable("openvino: not here")
         return lambda x: model.module(x) + 0.01  # 40 dB: fine for nothing asked here
 
     monkeypatch.setattr(engines, "build_engine", fake_build)
     choice, run = choose_engine(model, "auto", "fp32", "cpu")
     assert (choice.engine, choice.precision, run) == ("pytorch", "fp32", None)
-    assert calls == [("onnxruntime", "fp32")] and "not here" in choice.notes[0]
-    assert "openvino" not in str(engines.AUTO_ORDER)  # explicit only (see engines.AUTO_ORDER)
+    assert calls == [("openvino", "fp32"), ("onnxruntime", "fp32")]
+    assert "not here" in choice.notes[0] and "below the 60 dB" in choice.notes[1]
 
     monkeypatch.setattr(engines, "build_engine", lambda model, engine, precision, threads=None: model.module)
-    monkeypatch.setattr(engines, "_pytorch_bf16", lambda model: lambda x: model.module(x) + 0.1)  # 20 dB
     choice, run = choose_engine(model, "auto", "bf16", "cpu")
-    assert (choice.engine, choice.precision, choice.psnr) == ("onnxruntime", "fp32", float("inf"))
-    assert run is model.module and "below the 50 dB" in choice.notes[0]
+    assert (choice.engine, choice.precision, choice.psnr) == ("openvino", "bf16", float("inf"))
+    assert run is model.module
 
 
 def test_an_explicit_engine_that_cannot_run_the_model_falls_back_with_a_note():
@@ -156,7 +146,7 @@ def test_the_probe_runs_once_per_model_engine_and_precision(monkeypatch):
     first, _ = choose_engine(model, "auto", "fp32", "cpu")
     monkeypatch.setattr(engines, "check_engine", lambda *args: pytest.fail("probed again"))
     again, _ = choose_engine(model, "auto", "fp32", "cpu")
-    assert (first.engine, first.psnr) == (again.engine, again.psnr) == ("onnxruntime", float("inf"))
+    assert (first.engine, first.psnr) == (again.engine, again.psnr) == ("openvino", float("inf"))
 
 
 @pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(f"{v}" for v in o.values()))

@@ -7,7 +7,6 @@ from pathlib import Path
 import cv2
 import pytest
 import torch
-from own_process import in_own_process, run_in_own_process
 from skimage import data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +51,6 @@ def test_missing_release_file_says_the_bundled_fp16_copy_is_used(tmp_path, monke
     assert "fp16" in cli.build_parser().format_help()
 
 
-@in_own_process  # runs OpenVINO (see own_process.py)
 def test_every_backend_value_works_and_gives_the_same_image(tmp_path, monkeypatch):
     from realesrgan_ext.inference.engines import BACKENDS
 
@@ -76,7 +74,3 @@ def test_every_backend_value_works_and_gives_the_same_image(tmp_path, monkeypatc
     for backend in BACKENDS:
         assert abs(outputs["pytorch"] - outputs[backend]).max() <= 1, backend
     assert cli.build_parser().get_default("backend") == "auto"
-
-
-def test_every_backend_value_in_own_process():
-    run_in_own_process(f"{__file__}::test_every_backend_value_works_and_gives_the_same_image")

@@ -54,12 +54,10 @@ ENGINES = ("pytorch", "openvino", "onnxruntime", "ncnn")
 BACKENDS = ("auto", *ENGINES)
 MIN_PSNR = {"fp32": 60.0, "bf16": 50.0}  # dB against the plain fp32 network on the probe image
 # CPU candidates, fastest first (README "Performance"); each also satisfies a looser precision.
-# OpenVINO (faster still) is left out on purpose: after it ran in a process that also runs torch,
-# later Python code in that process crashed with SIGSEGV (openvino 2026.4.1, reproducible in our
-# test suite, cause not found). It stays available as an explicit ``--backend openvino``.
 AUTO_ORDER = {
-    "fp32": (("onnxruntime", "fp32"), ("pytorch", "fp32")),
-    "bf16": (("pytorch", "bf16"), ("onnxruntime", "fp32"), ("pytorch", "fp32")),
+    "fp32": (("openvino", "fp32"), ("onnxruntime", "fp32"), ("pytorch", "fp32")),
+    "bf16": (("openvino", "bf16"), ("pytorch", "bf16"), ("openvino", "fp32"), ("onnxruntime", "fp32"),
+             ("pytorch", "fp32")),
 }
 ENGINE_PRECISIONS = {"openvino": ("fp32", "bf16"), "onnxruntime": ("fp32",), "ncnn": ("fp32",)}
 PACKAGES = {"openvino": "openvino", "onnxruntime": "onnxruntime", "ncnn": "ncnn"}
