@@ -68,6 +68,12 @@ def test_engine_computes_the_network_or_refuses(engine, precision, min_psnr, opt
         assert engines.psnr(got, want) >= min_psnr
 
 
+def test_openvino_compiled_models_share_one_core():
+    """A Core per compiled model (a striped RRDB has two) later crashed the process with SIGSEGV."""
+    _installed("openvino")
+    assert engines._openvino_core() is engines._openvino_core()
+
+
 def test_ncnn_refuses_only_what_its_graph_lacks():
     assert ncnn_supports(_model(scale=4)) is None and ncnn_supports(_model(scale=8)) is None
     assert "global_skip" in ncnn_supports(_model(scale=4, global_skip="bicubic"))

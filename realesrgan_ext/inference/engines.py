@@ -30,6 +30,7 @@ PSNR (``cache_dir('engine_checks')``, per model, engine, precision and engine ve
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -166,11 +167,19 @@ def _onnxruntime(path: Path, precision: str, threads: int) -> TileFn:
     return lambda x: torch.from_numpy(session.run(None, {"input": _numpy(x)})[0])
 
 
-def _openvino(path: Path, precision: str, threads: int) -> TileFn:
+@functools.cache
+def _openvino_core():
+    """One ``ov.Core`` per process, shared by every compiled model: with a Core per compiled model
+    (two for a striped RRDB), later Python code in the process crashed with SIGSEGV (openvino 2026.4.1)."""
     import openvino as ov
 
     core = ov.Core()
     core.set_property({"CACHE_DIR": str(cache_dir("openvino"))})  # OpenVINO's own compiled-model cache
+    return core
+
+
+def _openvino(path: Path, precision: str, threads: int) -> TileFn:
+    core = _openvino_core()
     # the hint is explicit both ways: OpenVINO picks bf16 by itself on CPUs that have it
     compiled = core.compile_model(str(path), "CPU", {
         "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16"}[precision],
