@@ -38,3 +38,26 @@ def edited_ncnn_layers(files: tuple[Path, Path], old: str, new: str) -> list:
     text = param.read_text()
     assert old in text
     return load_bin(parse_param(text.replace(old, new, 1)), weights.read_bytes())
+
+
+def ncnn_runtime_output(param: Path, weights: Path, chw: np.ndarray) -> np.ndarray:
+    """What the ncnn runtime itself computes for a CHW float image (CPU, fp32 throughout), as
+    realesrgan-ncnn-vulkan feeds it (RGB in [0, 1]); skips the test without the ``ncnn`` package."""
+    import pytest
+
+    from realesrgan_ext.inference.ncnn_import import io_blob_names, read_param
+
+    ncnn = pytest.importorskip("ncnn")
+    net = ncnn.Net()
+    opt = net.opt
+    opt.use_vulkan_compute = opt.use_fp16_packed = opt.use_fp16_storage = opt.use_fp16_arithmetic = False
+    opt.use_bf16_storage = False
+    opt.num_threads = 1
+    assert net.load_param(str(param)) == 0 and net.load_model(str(weights)) == 0
+    in_blob, out_blob = io_blob_names(read_param(param))
+    extractor = net.create_extractor()
+    chw = np.ascontiguousarray(chw)  # ncnn.Mat wraps this buffer without copying: keep it alive
+    extractor.input(in_blob, ncnn.Mat(chw))
+    ret, out = extractor.extract(out_blob)
+    assert ret == 0
+    return np.array(out)

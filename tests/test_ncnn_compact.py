@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from helpers import edited_ncnn_layers
+from helpers import edited_ncnn_layers, ncnn_runtime_output
 
 from realesrgan_ext.inference import bundled_models, load_model, ncnn_import
 from realesrgan_ext.inference.model_loader import ModelLoadError
@@ -33,23 +33,6 @@ def _photo_crop():
     return (data.astronaut()[100:124, 200:226].astype(np.float32) / 255.0).transpose(2, 0, 1)  # odd-ish 24x26
 
 
-def _ncnn_reference(param, weights, chw):
-    """The ncnn runtime itself (PyPI ``ncnn``, CPU, fp32 throughout), as realesrgan-ncnn-vulkan feeds it."""
-    ncnn = pytest.importorskip("ncnn")
-    net = ncnn.Net()
-    opt = net.opt
-    opt.use_vulkan_compute = opt.use_fp16_packed = opt.use_fp16_storage = opt.use_fp16_arithmetic = False
-    opt.use_bf16_storage = False
-    opt.num_threads = 1
-    assert net.load_param(str(param)) == 0 and net.load_model(str(weights)) == 0
-    extractor = net.create_extractor()
-    chw = np.ascontiguousarray(chw)  # ncnn.Mat wraps this buffer: keep it alive
-    extractor.input("data", ncnn.Mat(chw))
-    ret, out = extractor.extract("output")
-    assert ret == 0
-    return np.array(out)
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_converted_model_matches_ncnn_runtime(name, tmp_path):
     param, weights = _files(name)
@@ -66,7 +49,7 @@ def test_converted_model_matches_ncnn_runtime(name, tmp_path):
     chw = _photo_crop()
     with torch.no_grad():
         ours = model.module(torch.from_numpy(chw)[None])[0].numpy()
-    theirs = _ncnn_reference(param, weights, chw)
+    theirs = ncnn_runtime_output(param, weights, chw)
     assert ours.shape == theirs.shape == (3, 24 * scale, 26 * scale)
     assert np.abs(ours - theirs).max() < 1e-4
     assert ours.std() > 0.05
@@ -129,7 +112,7 @@ def test_cli_upscales_with_the_x2_compact_model(tmp_path, monkeypatch):
     out = cv2.imread(str(tmp_path / "out" / "a_out.png"))[:, :, ::-1]
     assert out.shape == (48, 52, 3)
     assert (tmp_path / "cache" / "weights" / "realesr-animevideov3-x2.pth").is_file()
-    reference = _ncnn_reference(*_files("realesr-animevideov3-x2"), rgb.astype(np.float32).transpose(2, 0, 1) / 255)
+    reference = ncnn_runtime_output(*_files("realesr-animevideov3-x2"), rgb.astype(np.float32).transpose(2, 0, 1) / 255)
     expected = np.clip(np.round(reference.transpose(1, 2, 0) * 255), 0, 255)
     assert np.abs(out.astype(int) - expected).max() <= 1
 

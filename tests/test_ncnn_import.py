@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import edited_ncnn_layers
+from helpers import edited_ncnn_layers, ncnn_runtime_output
 
 from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
 from realesrgan_ext.inference import bundled_models, ncnn_import, ncnn_writer
@@ -170,24 +170,6 @@ def test_trunk_and_tail_graphs_compose():
 # --------------------------------------------------------------------------- equality with the ncnn runtime
 
 
-def _ncnn_reference(param, weights, chw):
-    """What realesrgan-ncnn-vulkan computes: RGB in [0, 1] (its preproc divides by 255), fp32 on CPU."""
-    ncnn = pytest.importorskip("ncnn")
-    net = ncnn.Net()
-    opt = net.opt
-    opt.use_vulkan_compute = opt.use_fp16_packed = opt.use_fp16_storage = opt.use_fp16_arithmetic = False
-    opt.use_bf16_storage = False
-    opt.num_threads = 1
-    assert net.load_param(str(param)) == 0 and net.load_model(str(weights)) == 0
-    in_blob, out_blob = ncnn_import.io_blob_names(ncnn_import.read_param(param))
-    extractor = net.create_extractor()
-    chw = np.ascontiguousarray(chw)  # ncnn.Mat wraps this buffer without copying: keep it alive
-    extractor.input(in_blob, ncnn.Mat(chw))
-    ret, out = extractor.extract(out_blob)
-    assert ret == 0
-    return np.array(out)
-
-
 def _photo_crop():
     skimage_data = pytest.importorskip("skimage.data")
     rgb = skimage_data.astronaut()[100:124, 200:224]  # 24x24 face detail, uint8 RGB
@@ -208,7 +190,7 @@ def test_converted_weights_match_ncnn_runtime(name, tmp_path):
     chw = _photo_crop()
     with torch.no_grad():
         ours = net(torch.from_numpy(chw)[None])[0].numpy()
-    theirs = _ncnn_reference(param, weights, chw)
+    theirs = ncnn_runtime_output(param, weights, chw)
     assert ours.shape == theirs.shape == (3, 96, 96)
     assert np.abs(ours - theirs).max() < 1e-4
     assert ours.std() > 0.05  # a real image came out, not a constant

@@ -79,12 +79,8 @@ def compact_checkpoint(layers: list[NcnnLayer], source: str = "<ncnn>") -> dict:
     """Check that ``layers`` are an SRVGGNetCompact graph; return ``params_ema``, ``arch``, ``scale``
     and, when the graph ends in a bicubic resize, ``resize_output`` (``{'mode': 'bicubic', 'scale': s}``)."""
     graph = _Graph(layers, source)
-    counts: dict[str, int] = {}
-    for layer in layers:
-        counts[layer.type] = counts.get(layer.type, 0) + 1
-    convs = [i for i, layer in enumerate(layers) if layer.type == "Convolution"]
-    prelus = [i for i, layer in enumerate(layers) if layer.type == "PReLU"]
-    inputs = [i for i, layer in enumerate(layers) if layer.type == "Input"]
+    counts, convs, prelus, inputs = (graph.counts, graph.indices("Convolution"), graph.indices("PReLU"),
+                                     graph.indices("Input"))
     if (set(counts) - ALLOWED_LAYERS or len(inputs) != 1 or len(convs) < 2 or len(prelus) != len(convs) - 1
             or counts.get("PixelShuffle") != 1 or counts.get("BinaryOp") != 1 or counts.get("Interp") not in (1, 2)):
         raise NcnnImportError(f"{source}: not an SRVGGNetCompact graph (layer counts: {counts}; expected n + 2 "

@@ -266,9 +266,15 @@ class _Graph:
     def __init__(self, layers: list[NcnnLayer], source: str) -> None:
         self.layers, self.source = layers, source
         self.producer: dict[str, int] = {}
+        self.counts: dict[str, int] = {}  # layers of each type, in order of first appearance
         for index, layer in enumerate(layers):
+            self.counts[layer.type] = self.counts.get(layer.type, 0) + 1
             for blob in layer.outputs:
                 self.producer[blob] = index
+
+    def indices(self, layer_type: str) -> list[int]:
+        """Positions of the layers of one type, in graph order."""
+        return [i for i, layer in enumerate(self.layers) if layer.type == layer_type]
 
     def source_of(self, blob: str) -> int:
         index = self.producer.get(blob)
@@ -346,11 +352,7 @@ def rrdb_state_dict(layers: list[NcnnLayer], source: str = "<ncnn>") -> tuple[di
     ``num_feat``, ``num_grow_ch``... inferred from the convolution shapes) plus ``type``.
     """
     graph = _Graph(layers, source)
-    counts: dict[str, int] = {}
-    for layer in layers:
-        counts[layer.type] = counts.get(layer.type, 0) + 1
-    convs = [i for i, layer in enumerate(layers) if layer.type == "Convolution"]
-    inputs = [i for i, layer in enumerate(layers) if layer.type == "Input"]
+    counts, convs, inputs = graph.counts, graph.indices("Convolution"), graph.indices("Input")
     if len(inputs) != 1:
         raise NcnnImportError(f"{source}: not an RRDB generator: {len(inputs)} Input layers")
     stages = counts.get("Interp", 0)
