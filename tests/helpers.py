@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -61,3 +63,16 @@ def ncnn_runtime_output(param: Path, weights: Path, chw: np.ndarray) -> np.ndarr
     ret, out = extractor.extract(out_blob)
     assert ret == 0
     return np.array(out)
+
+
+def run_train(root: Path, opt_path: Path, *args: str, timeout: int = 600) -> str:
+    """``python train.py -opt OPT ARGS`` in ``root`` (a copy of train.py is there); its output, or fail with it."""
+    proc = subprocess.run([sys.executable, "train.py", "-opt", str(opt_path), *args], cwd=root,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def read_log(exp: Path) -> str:
+    """Every ``train_*.log`` of an experiment folder, in order."""
+    return "\n".join(p.read_text() for p in sorted(exp.glob("train_*.log")))

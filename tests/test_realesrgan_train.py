@@ -6,8 +6,6 @@ broken recipe fails here.
 
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -15,7 +13,7 @@ import pytest
 import skimage
 import torch
 import yaml
-from helpers import smooth_image, write_pair_folders
+from helpers import read_log, run_train, smooth_image, write_pair_folders
 
 from realesrgan_ext.data.realesrgan_hr_dataset import RealESRGANHRDataset
 
@@ -54,16 +52,6 @@ def tiny_recipe(root: Path, recipe: str, name: str, **train_changes) -> Path:
     path = root / f"{name}.yml"
     path.write_text(yaml.safe_dump(opt))
     return path
-
-
-def run_train(root: Path, opt_path: Path, *args: str) -> None:
-    proc = subprocess.run([sys.executable, "train.py", "-opt", str(opt_path), *args], cwd=root,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-
-
-def read_log(exp: Path) -> str:
-    return "\n".join(p.read_text() for p in sorted(exp.glob("train_*.log")))
 
 
 @pytest.mark.slow

@@ -7,10 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import helpers
 import pytest
 import torch
 import yaml
-from helpers import write_pair_folders
+from helpers import read_log, write_pair_folders
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_OPT = Path(__file__).parent / "data" / "tiny_esrgan_x4.yml"
@@ -31,14 +32,7 @@ def make_experiment(root: Path, **train_changes) -> Path:
 
 
 def run_train(root: Path, opt_path: Path, *args: str) -> str:
-    proc = subprocess.run([sys.executable, "train.py", "-opt", str(opt_path), *args], cwd=root,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
-
-
-def read_log(exp: Path) -> str:
-    return "\n".join(p.read_text() for p in sorted(exp.glob("train_*.log")))
+    return helpers.run_train(root, opt_path, *args, timeout=300)
 
 
 @pytest.mark.slow
