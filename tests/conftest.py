@@ -1,5 +1,6 @@
 """Shared pytest fixtures: registering the plugin once and a fixed seed per test."""
 
+import logging
 import random
 
 import numpy as np
@@ -16,6 +17,15 @@ def _seed_everything():
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def basicsr_log(caplog):
+    """``caplog`` that also sees basicsr's logger (it does not propagate to the root)."""
+    logger = logging.getLogger("basicsr")
+    logger.addHandler(caplog.handler)
+    yield caplog
+    logger.removeHandler(caplog.handler)
 
 
 @pytest.fixture

@@ -73,14 +73,6 @@ def test_psnr_stage_without_discriminator(tmp_path):
     assert set(model.get_current_log()) == {"l_g_pix", "l_g_total"}
 
 
-@pytest.fixture
-def basicsr_log(caplog):
-    logger = logging.getLogger("basicsr")  # basicsr's logger does not propagate to the root
-    logger.addHandler(caplog.handler)
-    yield caplog
-    logger.removeHandler(caplog.handler)
-
-
 def test_non_finite_loss_skips_the_step(tmp_path, basicsr_log):
     caplog = basicsr_log
     model = make_model(tmp_path)

@@ -6,6 +6,7 @@ hand it a contiguous copy, which changes no value.
 """
 
 import copy
+import logging
 import random
 
 import numpy as np
@@ -15,6 +16,7 @@ from basicsr.models import build_model
 
 from realesrgan_ext.data.degradation_kernels import sample_kernel_batch
 from realesrgan_ext.data.degradation_options import DegradationOptions
+from realesrgan_ext.data.degradations import quantize
 from realesrgan_ext.data.training_pair_pool import TrainingPairPool
 from realesrgan_ext.models.realesrgan_sr_model import resolve_pretrained, usm_sharpen_options
 
@@ -176,6 +178,76 @@ def test_pool_mixes_batches_and_checks_size():
     with pytest.raises(ValueError, match="multiple of the batch size 3"):
         TrainingPairPool(4).exchange(torch.zeros(3, 1, 1, 1), torch.zeros(3, 1, 1, 1))
     assert TrainingPairPool(0).exchange(lq, gt)[0] is lq
+
+
+def eight_bit_pair(seed: int, b: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """(lq, gt) on 8-bit levels, as the degradation pipeline and 8-bit photos give them."""
+    g = torch.Generator().manual_seed(seed)
+    return quantize(torch.rand(b, 3, 2, 2, generator=g)), torch.randint(0, 256, (b, 3, 8, 8), generator=g) / 255
+
+
+def test_pool_state_round_trips_bit_for_bit():
+    pool = TrainingPairPool(4)
+    assert pool.state_dict() == {"size": 4, "filled": 0}
+    for i in range(2):
+        pool.exchange(*eight_bit_pair(i))
+        state = pool.state_dict()
+        assert state["filled"] == 2 * (i + 1)
+        assert state["lq"]["levels"].dtype == state["gt"]["levels"].dtype == torch.uint8
+        restored = TrainingPairPool(4)
+        restored.load_state_dict(state)
+        for j in range(2, 5):  # goes on as the original does: same pairs out under the same seed
+            outs = []
+            for p in (pool, restored):
+                torch.manual_seed(j)
+                outs.append(p.exchange(*eight_bit_pair(10 * i + j)))
+            assert all(torch.equal(a, b) for a, b in zip(*outs, strict=True))
+        assert torch.equal(pool.lq, restored.lq) and torch.equal(pool.gt, restored.gt)
+    with pytest.raises(ValueError, match="saved pool holds 4 pairs, train.pool_size is 6"):
+        TrainingPairPool(6).load_state_dict(pool.state_dict())
+    with pytest.raises(ValueError, match=r"holds pairs of \(3, 2, 2\).*this batch is \(3, 4, 4\)"):
+        pool.exchange(torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 16, 16))
+
+
+@pytest.mark.parametrize("gt", [torch.rand(2, 3, 8, 8), torch.full((2, 3, 8, 8), -0.0)], ids=["16-bit", "minus-zero"])
+def test_pool_keeps_values_off_8_bit_levels_as_they_are(gt):
+    pool = TrainingPairPool(2)
+    pool.exchange(quantize(torch.rand(2, 3, 2, 2)), gt)
+    state = pool.state_dict()
+    assert "levels" in state["lq"] and state["gt"]["values"].dtype == torch.float32
+    restored = TrainingPairPool(2)
+    restored.load_state_dict(state)
+    assert torch.equal(restored.gt.view(torch.int32), gt.view(torch.int32))  # bit for bit, the sign of zero too
+
+
+def test_quantize_gives_no_minus_zero():
+    assert not quantize(torch.tensor([-1e-4, -0.0, 0.0, 0.5, 2.0])).signbit().any()
+
+
+def test_resume_restores_the_pool_or_says_why_not(tmp_path, no_cuda_calls, basicsr_log):
+    caplog = basicsr_log
+    caplog.set_level(logging.INFO, logger="basicsr")
+    model, reference = make_pair(tmp_path, gan=False)
+    for step in range(2):
+        feed_both(model, reference, hr_batch(step), seed=step)
+    model.save(0, 2)
+    state = torch.load(tmp_path / "2.state", weights_only=True)
+    assert len(state["pools"]) == 1 and state["pools"][0]["filled"] == 2 * BATCH
+    resumed, _ = make_pair(tmp_path, gan=False)
+    resumed.resume_training(state)
+    assert torch.equal(resumed.pool.lq, model.pool.lq) and torch.equal(resumed.pool.gt, model.pool.gt)
+    assert "Training-pair pool restored: 4 of 4 pairs" in caplog.text
+    for change, why in [(lambda s: s.pop("pools"), "the training state has none"),
+                        (lambda s: s["pools"].append(s["pools"][0]), "pools of 2 process(es), this run has 1"),
+                        (lambda s: s["pools"][0].update(size=8), "saved pool holds 8 pairs")]:
+        changed = copy.deepcopy(state)
+        change(changed)
+        resumed, _ = make_pair(tmp_path, gan=False)
+        resumed.resume_training(changed)
+        assert resumed.pool.lq is None and resumed.pool.filled == 0
+        last = caplog.records[-1]
+        assert last.levelname == "WARNING" and "Training-pair pool starts empty: " in last.message
+        assert why in last.message
 
 
 def test_basicsr_realesrgan_networks_by_plain_name():

@@ -4,8 +4,11 @@ Each test loads the real option file and shrinks only sizes (networks, crops, it
 broken recipe fails here.
 """
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -14,6 +17,7 @@ import skimage
 import torch
 import yaml
 from helpers import read_log, run_train, smooth_image, write_pair_folders
+from test_train_pipeline import free_port
 
 from realesrgan_ext.data.realesrgan_hr_dataset import RealESRGANHRDataset
 
@@ -78,6 +82,81 @@ def test_realesrnet_then_realesrgan_with_validation_and_auto_resume(tmp_path):
     run_train(tmp_path, gan_opt, "--auto_resume", "--force_yml", "train:total_iter=4")
     assert "iter: 2" in read_log(gan_exp).split("Resuming training")[1][:200]
     assert (gan_exp / "training_states" / "4.state").is_file()
+
+
+def final_weights(exp: Path, it: int) -> dict[str, torch.Tensor]:
+    weights = {}
+    for path in sorted((exp / "models").glob(f"net_*_{it}.pth")):
+        for key, params in torch.load(path, weights_only=True).items():
+            if key != "arch":
+                weights.update({f"{path.stem}.{key}.{name}": value for name, value in params.items()})
+    return weights
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["realesrnet_x4", "realesrgan_x4"])
+def test_resumed_run_keeps_the_pool_and_ends_bit_identical(tmp_path, recipe):
+    """Stopped right after the checkpoint of iteration 3 (the pool full, mid-epoch) and resumed with
+    --auto_resume, the run ends with the weights of the uninterrupted one: the pool went through the state."""
+    (tmp_path / "whole").mkdir()
+    opt_path = tiny_recipe(tmp_path / "whole", recipe, "tiny")
+    opt = yaml.safe_load(opt_path.read_text())
+    opt["train"]["total_iter"] = 5
+    opt["val"]["val_freq"] = 100
+    opt["logger"]["save_checkpoint_freq"] = 1
+    opt_path.write_text(yaml.safe_dump(opt))
+    run_train(tmp_path / "whole", opt_path)
+    whole = tmp_path / "whole" / "experiments" / "tiny"
+    pool = torch.load(whole / "training_states" / "3.state", weights_only=True)["pools"][0]
+    assert pool["filled"] == 4 and pool["lq"]["levels"].dtype == pool["gt"]["levels"].dtype == torch.uint8
+
+    shutil.copytree(tmp_path / "whole", tmp_path / "stopped")  # as if stopped after writing checkpoint 3
+    stopped = tmp_path / "stopped" / "experiments" / "tiny"
+    for path in [*stopped.glob("training_states/[45].state"), *stopped.glob("models/net_*_[45].pth"),
+                 *stopped.glob("models/*latest.pth")]:
+        path.unlink()
+    run_train(tmp_path / "stopped", opt_path, "--auto_resume")
+    assert "Training-pair pool restored: 4 of 4 pairs\n" in read_log(stopped).split("Resuming training")[-2]
+    ours, theirs = final_weights(stopped, 5), final_weights(whole, 5)
+    assert ours.keys() == theirs.keys() and len(ours) > 10
+    different = [k for k in ours if not torch.equal(ours[k], theirs[k])]
+    assert not different, f"weights differ from the uninterrupted run: {different[:5]}"
+
+
+def torchrun(root: Path, opt_path: Path, *args: str) -> None:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+           "train.py", "-opt", str(opt_path), "--launcher", "pytorch", *args]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_two_processes_save_and_restore_each_own_pool(tmp_path):
+    """DDP on CPU: rank 0's training state holds both ranks' pools, and on resume each rank goes on
+    with its own (a pool of 2 fills in iterations 1-2; iteration 3 swaps one pair in, keeps one)."""
+    if torch.cuda.is_available():
+        pytest.skip("checks the CPU (gloo) path")
+    opt_path = tiny_recipe(tmp_path, "realesrnet_x4", "tiny_ddp")
+    opt = yaml.safe_load(opt_path.read_text())
+    opt["datasets"]["train"]["batch_size_per_gpu"] = 1  # 4 photos: 2 per rank, 2 iterations an epoch
+    opt["train"]["pool_size"] = 2
+    opt["val"]["val_freq"] = 100
+    opt["logger"]["save_checkpoint_freq"] = 1
+    opt_path.write_text(yaml.safe_dump(opt))
+    torchrun(tmp_path, opt_path)
+    states = tmp_path / "experiments" / "tiny_ddp" / "training_states"
+    saved = torch.load(states / "2.state", weights_only=True)["pools"]
+    assert [p["filled"] for p in saved] == [2, 2]
+    assert not torch.equal(saved[0]["gt"]["levels"], saved[1]["gt"]["levels"])  # each rank's own patches
+
+    torchrun(tmp_path, opt_path, "--auto_resume", "--force_yml", "train:total_iter=3")
+    assert "Training-pair pool restored: 2 of 2 pairs" in read_log(tmp_path / "experiments" / "tiny_ddp")
+    after = torch.load(states / "3.state", weights_only=True)["pools"]
+    for rank in (0, 1):
+        kept = [row for row in after[rank]["gt"]["levels"] if any(torch.equal(row, old) for old in
+                                                                  saved[rank]["gt"]["levels"])]
+        assert len(kept) == 1, f"rank {rank} did not go on with its own pool"
 
 
 @pytest.mark.slow

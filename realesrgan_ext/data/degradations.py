@@ -126,8 +126,12 @@ def final_step(img: torch.Tensor, sinc_kernel: torch.Tensor, final: FinalOptions
 
 
 def quantize(img: torch.Tensor) -> torch.Tensor:
-    """Clamp to [0, 1] and round to 8-bit levels, as a saved LR image would be."""
-    return torch.clamp((img * 255.0).round(), 0, 255) / 255.0
+    """Clamp to [0, 1] and round to 8-bit levels, as a saved LR image would be.
+
+    ``abs`` turns the -0.0 that rounding a tiny negative gives into 0.0, so ``levels / 255`` is the
+    result bit for bit (the training-pair pool saves it as uint8 levels).
+    """
+    return torch.clamp((img * 255.0).round(), 0, 255).abs() / 255.0
 
 
 def min_hr_side(options: DegradationOptions, scale: int) -> int:

@@ -317,16 +317,27 @@ class AdversarialSRModel(SRModel):
         label = "latest" if current_iter == -1 else current_iter
         atomic_torch_save(checkpoint, os.path.join(self.opt["path"]["models"], f"{net_label}_{label}.pth"))
 
-    @master_only  # as BasicSR's: under DDP only rank 0 writes
     def save_training_state(self, epoch: int, current_iter: int) -> None:
-        """Optimizer and scheduler state for ``--auto_resume``, written atomically."""
+        """Optimizer and scheduler state for ``--auto_resume``, written atomically by rank 0.
+
+        Runs on every process: ``training_state_extras`` may gather from all of them.
+        """
         if current_iter == -1:
             return
         state = {"epoch": epoch, "iter": current_iter,
                  "optimizers": [o.state_dict() for o in self.optimizers],
                  "schedulers": [s.state_dict() for s in self.schedulers],
                  "scalers": [self.scalers[id(o)].state_dict() for o in self.optimizers if id(o) in self.scalers],
-                 "rng": rng_state()}  # the data position continues exactly on resume (compat fix 4)
+                 "rng": rng_state(),  # the data position continues exactly on resume (compat fix 4)
+                 **self.training_state_extras()}
+        self._write_training_state(state, current_iter)
+
+    def training_state_extras(self) -> dict[str, Any]:
+        """More entries for the training state (a subclass's own); called on every process."""
+        return {}
+
+    @master_only  # as BasicSR's: under DDP only rank 0 writes
+    def _write_training_state(self, state: dict[str, Any], current_iter: int) -> None:
         atomic_torch_save(state, os.path.join(self.opt["path"]["training_states"], f"{current_iter}.state"))
 
     def resume_training(self, resume_state: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ training step: ``feed_data`` degrades each HR batch on the model's device
 training-pair pool; ``loss_targets`` gives each loss the USM-sharpened or the plain HR as
 ``train.usm_sharpen`` says. Without ``network_d`` it is Real-ESRNet (the PSNR stage), with one
 it is Real-ESRGAN. A batch that already has ``lq`` (validation, paired data) is used as is.
+The pool goes into the training state (``training_state_extras`` / ``resume_training``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import torch
 from basicsr.data.transforms import paired_random_crop
-from basicsr.utils import USMSharp
+from basicsr.utils import USMSharp, get_root_logger
 
 from realesrgan_ext.data.degradation_options import degradation_options_of
 from realesrgan_ext.data.degradations import KERNEL_KEYS, degrade, make_jpeger
@@ -105,6 +106,38 @@ class RealESRGANSRModel(AdversarialSRModel):
             gt, lq = paired_random_crop(gt, lq, self.gt_size, self.opt["scale"])
         lq, self.gt = self.pool.exchange(lq, gt)
         self.lq = lq.contiguous()
+
+    def training_state_extras(self) -> dict[str, Any]:
+        """``pools``: every process's training-pair pool, ``pools[rank]``, gathered to rank 0 (which
+        writes the state), so a resume goes on with the pairs an uninterrupted run would draw."""
+        pool = self.pool.state_dict()
+        if not self.opt.get("dist"):
+            return {"pools": [pool]}
+        pools = [None] * self.opt["world_size"] if self.opt["rank"] == 0 else None
+        torch.distributed.gather_object(pool, pools, dst=0)
+        return {"pools": pools}
+
+    def resume_training(self, resume_state: dict[str, Any]) -> None:
+        """``AdversarialSRModel``'s resume, then this process's pool (``pools[rank]``).
+
+        The pool starts empty, with a warning saying why, when the state has none (written before
+        pools were saved), was saved by another number of processes, or for another ``pool_size``.
+        """
+        super().resume_training(resume_state)
+        pools, world_size = resume_state.get("pools"), self.opt.get("world_size", 1)
+        if pools is None:
+            why = "the training state has none (saved before pools were)"
+        elif len(pools) != world_size:
+            why = f"the training state has the pools of {len(pools)} process(es), this run has {world_size}"
+        else:
+            try:
+                self.pool.load_state_dict(pools[self.opt.get("rank", 0)], self.device)
+            except ValueError as error:
+                why = str(error)
+            else:
+                get_root_logger().info(f"Training-pair pool restored: {self.pool.filled} of {self.pool.size} pairs")
+                return
+        get_root_logger().warning(f"Training-pair pool starts empty: {why}")
 
     def loss_targets(self) -> dict[str, torch.Tensor]:
         if not any(self.usm_sharpen[key] for key in USM_TARGET_OF_LOSS.values()):
