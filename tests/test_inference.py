@@ -394,6 +394,7 @@ def test_folder_with_broken_files_completes_the_rest(tmp_path, photo, model_file
     (src / "truncated.png").write_bytes(good[: len(good) // 2])
     good_jpg = cv2.imencode(".jpg", photo)[1].tobytes()
     (src / "truncated.jpg").write_bytes(good_jpg[: len(good_jpg) // 2])
+    (src / "header.jpg").write_bytes(good_jpg[:20])  # JPEG magic, then nothing Pillow can identify
     (src / "notes.txt").write_text("ignored")
     code = _cli().main(["-i", str(src), "-o", str(tmp_path / "out"), "-m", str(model_file), "--quiet"])
     assert code == 1
@@ -402,10 +403,14 @@ def test_folder_with_broken_files_completes_the_rest(tmp_path, photo, model_file
     assert cv2.imread(str(out / "sub" / "b_out.jpg")).shape == (12, 20, 3)
     assert cv2.imread(str(out / "sub" / "deeper" / "c_out.webp")).shape == (10, 10, 3)
     err = capsys.readouterr().err
-    for bad in ("empty.png", "text.png", "truncated.png", "truncated.jpg"):
+    for bad in ("empty.png", "text.png", "truncated.png", "truncated.jpg", "header.jpg"):
         assert bad in err
         assert not list(out.rglob(f"{Path(bad).stem}_out*"))
-    assert "upscaled 3 of 7" in err and "notes.txt" not in err
+    for bad, why in (("truncated.jpg", "image file is truncated"), ("header.jpg", "cannot identify image file)")):
+        line = next(line.strip() for line in err.splitlines() if line.strip().startswith(str(src / bad)))
+        assert line.startswith(f"{src / bad}: not a readable JPEG (corrupt or truncated: {why}"), line
+        assert "BytesIO" not in line and "object at 0x" not in line, line  # the file is named, not Pillow's buffer
+    assert "upscaled 3 of 8" in err and "notes.txt" not in err
     assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
 
 

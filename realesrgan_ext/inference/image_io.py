@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,7 +194,13 @@ def _decode_jpeg(data: bytes, source: str) -> np.ndarray:
     except Image.DecompressionBombError as err:
         raise ImageReadError(f"{source}: {err}") from err
     except (OSError, SyntaxError, ValueError) as err:
-        raise ImageReadError(f"{source}: not a readable JPEG (corrupt or truncated: {err})") from err
+        raise ImageReadError(f"{source}: not a readable JPEG (corrupt or truncated: {_pillow_reason(err)})") from err
+
+
+def _pillow_reason(err: Exception) -> str:
+    """Pillow's message without the in-memory buffer it names (``<_io.BytesIO object at 0x...>``):
+    the caller names the file."""
+    return re.sub(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>", "", str(err)).strip() or type(err).__name__
 
 
 def _pillow_header(data: bytes) -> tuple[str | None, int]:
