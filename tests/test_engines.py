@@ -1,5 +1,6 @@
 """Inference engines: each computes the network for every generator option, or refuses it; auto picks and falls back."""
 
+import dataclasses
 import importlib.util
 
 import numpy as np
@@ -90,6 +91,17 @@ def test_onnx_export_is_cached_by_weights_and_settings():
     other = _model(scale=4, global_skip="bicubic")  # same keys and shapes, different computation
     assert engines.model_key(other) != engines.model_key(model)
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary file left
+
+
+def test_model_key_hashes_the_weights_once_per_module_and_settings(monkeypatch):
+    model = _model(scale=4)
+    hashed = []
+    real_hash = engines._hash_model
+    monkeypatch.setattr(engines, "_hash_model", lambda m: hashed.append(m) or real_hash(m))
+    first = engines.model_key(model)
+    assert engines.model_key(model) == first and len(hashed) == 1  # the cached key, not a second hash
+    changed = dataclasses.replace(model, settings={**model.settings, "global_skip": "bicubic"})
+    assert engines.model_key(changed) != first and len(hashed) == 2  # other settings: hashed again
 
 
 def test_auto_picks_the_first_engine_that_meets_the_precision(monkeypatch):

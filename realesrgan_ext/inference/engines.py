@@ -37,6 +37,7 @@ import importlib.util
 import json
 import os
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +97,24 @@ class EngineChoice:
 
 
 def model_key(model: LoadedModel) -> str:
-    """sha256 of what the module computes: class, settings and every weight (name, dtype, shape, bytes)."""
+    """sha256 of what the module computes: class, settings and every weight (name, dtype, shape, bytes).
+
+    Hashed once per module and settings (x4plus: 67 MB, which ``auto`` needs up to three times): a
+    loaded model's weights are not changed in place.
+    """
+    described = (model.name, repr(sorted(model.settings.items())))
+    cached = _MODEL_KEYS.get(model.module)
+    if cached is not None and cached[0] == described:
+        return cached[1]
+    key = _hash_model(model)
+    _MODEL_KEYS[model.module] = (described, key)
+    return key
+
+
+_MODEL_KEYS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[str, str], str]] = weakref.WeakKeyDictionary()
+
+
+def _hash_model(model: LoadedModel) -> str:
     digest = hashlib.sha256(f"{CACHE_VERSION}|{torch.__version__}|{type(model.module).__qualname__}|"
                             f"{model.name}|{sorted(model.settings.items())}".encode())
     for name, tensor in model.module.state_dict().items():
