@@ -22,10 +22,10 @@ def test_quick_run_prints_and_writes_every_ratio(tmp_path, capsys, one_torch_thr
                  "--output", str(out)]) == 0
     table = capsys.readouterr().out.strip()
     assert out.read_text().strip() == table
-    rows = {m[0].strip(): (float(m[1]), float(m[2]))
-            for m in re.findall(r"^(.+?)\s+(\d+\.\d+)\s+(\d+\.\d+)x$", table, re.M)}
+    rows = {m[0].strip(): (float(m[1]), float(m[2]), float(m[3]), float(m[4]))
+            for m in re.findall(r"^(.+?)\s+(\d+\.\d+)\s+(\d+\.\d+)x\s+(\d+\.\d+)-(\d+\.\d+)x$", table, re.M)}
     assert set(rows) == {STOCK, "ours fp32 (defaults)", "ours bf16 + channels_last"}
-    assert rows[STOCK][1] == 1.0 and all(s > 0 and r > 0 for s, r in rows.values())
+    assert rows[STOCK][1:] == (1.0, 1.0, 1.0) and all(s > 0 and low <= r <= high for s, r, low, high in rows.values())
     assert table.splitlines()[0].startswith("RRDB 8/1/4 x4")
 
 

@@ -217,3 +217,31 @@ def test_option_file_validation_accepts_speed_and_names_a_bad_one():
     opt["train"]["speed"]["chanels_last"] = True
     with pytest.raises(OptionFileError, match=r"train.speed: unknown key\(s\) \['chanels_last'\]"):
         validate_options(opt, "my.yml")
+
+
+def test_bf16_stores_the_frozen_vgg_cast_once_with_the_same_step(tmp_path, monkeypatch):
+    from torchvision.models import vgg as tv_vgg
+
+    features = torch.nn.Module()
+    features.features = tv_vgg.make_layers(tv_vgg.cfgs["E"])
+    vgg_file = tmp_path / "vgg19-random.pth"
+    torch.save(features.state_dict(), vgg_file)
+    perceptual = {"type": "VGGPerceptualLoss", "layer_weights": {"conv3_4": 1.0, "conv5_4": 0.5},
+                  "vgg_weights": "torchvision", "vgg_weights_path": str(vgg_file)}
+    models = {}
+    for name in ("cast_once", "cast_per_call"):
+        if name == "cast_per_call":
+            monkeypatch.setattr(TrainingSpeed, "prepare_frozen", lambda self, module: module)
+        (tmp_path / name).mkdir()
+        torch.manual_seed(0)
+        models[name] = make_model(tmp_path / name, speed={"precision": "bf16"}, perceptual_opt=perceptual)
+        for it in (1, 2):
+            models[name].feed_data(batch(seed=it))
+            models[name].optimize_parameters(it)
+    convs = {name: [m for m in model.generator_losses["l_g_percep"].modules() if isinstance(m, torch.nn.Conv2d)]
+             for name, model in models.items()}
+    assert {c.weight.dtype for c in convs["cast_once"]} == {torch.bfloat16}
+    assert {c.weight.dtype for c in convs["cast_per_call"]} == {torch.float32}
+    once, per_call = models["cast_once"], models["cast_per_call"]
+    assert once.get_current_log()["l_g_percep"] == per_call.get_current_log()["l_g_percep"] != 0
+    assert max_difference(snapshot(once.net_g), snapshot(per_call.net_g)) == 0  # the same numbers, fewer casts

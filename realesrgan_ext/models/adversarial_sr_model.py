@@ -106,7 +106,7 @@ class AdversarialSRModel(SRModel):
         self.ema_decay = train_opt.get("ema_decay", 0)
         if self.ema_decay > 0:
             self._init_ema()
-        self.generator_losses = {name: build_loss(dict(train_opt[key])).to(self.device)
+        self.generator_losses = {name: self.speed.prepare_frozen(build_loss(dict(train_opt[key])).to(self.device))
                                  for name, key in LOSS_OPTION_KEYS.items() if train_opt.get(key)}
         self.net_d = self._build_discriminator() if self.opt.get("network_d") else None
         self.cri_gan = build_loss(dict(train_opt["gan_opt"])).to(self.device) if self.net_d else None

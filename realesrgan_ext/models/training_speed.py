@@ -74,6 +74,20 @@ class TrainingSpeed:
             net.compile(**self.compile)
         return net
 
+    def prepare_frozen(self, module: torch.nn.Module) -> torch.nn.Module:
+        """Store the frozen convolution / linear layers of a loss (a perceptual loss's VGG) in the
+        autocast dtype: autocast re-casts weights that need no gradient at every call (its cache
+        keeps only trainable leaves), and a copy cast once gives the same numbers without the casts
+        (5 % of a bf16 ESRGAN step on CPU). fp32: unchanged. The losses run under ``autocast``.
+        """
+        dtype = PRECISIONS[self.precision]
+        if dtype is not None:
+            for layer in module.modules():
+                if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)) and not any(
+                        p.requires_grad for p in layer.parameters()):
+                    layer.to(dtype)
+        return module
+
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
         """A batch in the networks' memory format."""
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x

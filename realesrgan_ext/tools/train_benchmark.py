@@ -4,9 +4,11 @@ Both models train the same networks (``RRDBGenerator`` + ``VGGDiscriminator``) w
 losses (L1 + VGG19 conv5_4 + relativistic GAN, EMA 0.999) on the same in-memory batches, so
 the difference is the training step alone; data loading is the same code for both and is left
 out. Every ``train.speed`` option is timed on its own and in the useful combinations. Rounds
-alternate between configurations, so a load change on the machine hits all of them alike;
-the median round counts. The VGG19 weights are random (torchvision layout, features only):
-timing does not depend on their values, and nothing is downloaded.
+alternate between configurations; each speed-up is the median over rounds of the stock model's
+time in that round over the configuration's, so a slow drift of the machine cancels out, and
+the lowest and highest per-round ratio show how far single measurements scatter. The VGG19
+weights are random (torchvision layout, features only): timing does not depend on their values,
+and nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ class BenchmarkSettings:
 class BenchmarkRow:
     name: str
     seconds_per_iter: float
-    speedup_vs_stock: float
+    speedup_vs_stock: float  # median over rounds of (stock's time in the round / this one's)
+    speedup_range: tuple[float, float]  # lowest and highest of those per-round ratios
 
 
 def _features_only_vgg19(**_ignored: Any) -> torch.nn.Module:
@@ -169,8 +172,12 @@ def run_benchmark(settings: BenchmarkSettings, names: list[str] | None = None,
             for name in names:
                 times[name].append(runs[name].advance(settings.iterations))
             progress(f"  round {r + 1}/{settings.rounds} done")
-    medians = {name: statistics.median(t) for name, t in times.items()}
-    return [BenchmarkRow(name, medians[name], medians[STOCK] / medians[name]) for name in names]
+    rows = []
+    for name in names:
+        ratios = [stock / ours for stock, ours in zip(times[STOCK], times[name], strict=True)]
+        rows.append(BenchmarkRow(name, statistics.median(times[name]), statistics.median(ratios),
+                                 (min(ratios), max(ratios))))
+    return rows
 
 
 def format_table(rows: list[BenchmarkRow], settings: BenchmarkSettings) -> str:
@@ -180,6 +187,7 @@ def format_table(rows: list[BenchmarkRow], settings: BenchmarkSettings) -> str:
             f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
             f"median of {settings.rounds} rounds x {settings.iterations} iterations")
     width = max(len(r.name) for r in rows)
-    lines = [head, f"{'configuration':<{width}}  s/iter  speed-up vs stock"]
-    lines += [f"{r.name:<{width}}  {r.seconds_per_iter:6.3f}  {r.speedup_vs_stock:5.2f}x" for r in rows]
+    lines = [head, f"{'configuration':<{width}}  s/iter  speed-up vs stock (median, lowest-highest round)"]
+    lines += [f"{r.name:<{width}}  {r.seconds_per_iter:6.3f}  {r.speedup_vs_stock:5.2f}x  "
+              f"{r.speedup_range[0]:.2f}-{r.speedup_range[1]:.2f}x" for r in rows]
     return "\n".join(lines)
