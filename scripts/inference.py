@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "weights), converted offline on first use; a missing RealESRGAN_x4plus.pth uses the "
                         "bundled copy, with a note")
     p.add_argument("--tile", type=int, default=0,
-                   help="tile side in input px; 0 = automatic (256 on CPU, 512 on CUDA); halved on out-of-memory")
+                   help="tile side in input px; 0 = automatic (256 on CPU, 512 when OpenVINO runs an RRDB, "
+                        "512 on CUDA); halved on out-of-memory")
     p.add_argument("--tile-pad", type=int, default=DEFAULT_TILE_PAD,
                    help="context px around each tile; seams are cross-faded inside it")
     p.add_argument("--outscale", type=float, default=None,

@@ -64,9 +64,10 @@ AUTO_ORDER = {
 ENGINE_PRECISIONS = {"openvino": ("fp32", "bf16"), "onnxruntime": ("fp32",), "ncnn": ("fp32",)}
 PACKAGES = {"openvino": "openvino", "onnxruntime": "onnxruntime", "ncnn": "ncnn"}
 # tile=0 (automatic) on OpenVINO with a striped RRDB tail: 512 px tiles waste less on tile_pad
-# context and still peak below plain PyTorch's 256 px tiles. Measured, 1024^2 x4 input (RRDB 64/32
-# features): PyTorch fp32 256 px 2.02 GB; OpenVINO bf16 512 px 1.45 GB, fp32 512 px 1.87 GB
-# (onnxruntime fp32: 1.71 GB at 256 px, 2.52 GB at 512 px, so it keeps 256).
+# context (1024^2 input: 2 x 2 tiles, about 1.2x the untiled work, instead of 4 x 4, about 1.6x).
+# Peak memory, 1024^2 x4 input, x4plus (benchmarks/inference_cpu.txt): PyTorch fp32 256 px 2.02 GB;
+# OpenVINO bf16 512 px 1.98 GB, fp32 512 px 2.77 GB (its dynamic-shape graphs hold about twice a
+# fixed-shape compile's buffers). onnxruntime keeps 256 px: 1.71 GB there, 2.52 GB at 512 px.
 STRIPED_TILE = {"openvino": 512}
 # Probe image (input px), rounded up to the model's size multiple: not square and not the ONNX
 # export's tracing size (32), so a size baked into the exported graph shows up as a mismatch.
