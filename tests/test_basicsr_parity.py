@@ -9,34 +9,23 @@ import copy
 
 import pytest
 import torch
-from basicsr.archs import vgg_arch
 from basicsr.losses import build_loss
 from basicsr.models import build_model
 from torch import nn
-from torchvision.models import vgg as tv_vgg
+
+from realesrgan_ext.tools.train_benchmark import random_vgg19_file
 
 G_OPT = {"type": "RRDBGenerator", "num_feat": 8, "num_block": 1, "num_grow_ch": 4, "scale": 4}
 D_OPT = {"type": "VGGDiscriminator", "num_feat": 4, "input_size": 32}
 PERCEPTUAL_LAYERS = {"conv1_2": 0.5, "relu2_1": 0.25, "conv2_2": 1.0}
 
 
-class FeaturesOnlyVGG19(nn.Module):
-    """torchvision's VGG19 ``features`` without the 400 MB classifier, for BasicSR's extractor."""
-
-    def __init__(self, **_ignored):
-        super().__init__()
-        self.features = tv_vgg.make_layers(tv_vgg.cfgs["E"])
-
-
 @pytest.fixture
-def vgg_file(tmp_path, monkeypatch):
-    """A random torchvision-layout VGG19 ``features`` state dict, read by both implementations."""
+def vgg_file():
+    """A random torchvision-layout VGG19 ``features`` file, read by both implementations."""
     torch.manual_seed(1)
-    path = tmp_path / "vgg19-random.pth"
-    torch.save(FeaturesOnlyVGG19().state_dict(), path)
-    monkeypatch.setattr(vgg_arch, "VGG_PRETRAIN_PATH", str(path))
-    monkeypatch.setattr(vgg_arch, "vgg", type("TorchvisionVGG", (), {"vgg19": FeaturesOnlyVGG19}))
-    return path
+    with random_vgg19_file() as path:
+        yield path
 
 
 def pixel_and_perceptual(vgg_file, ours: bool) -> dict:

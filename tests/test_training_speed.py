@@ -13,6 +13,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from realesrgan_ext.models.training_speed import TrainingSpeed
 from realesrgan_ext.option_validation import OptionFileError, validate_options
+from realesrgan_ext.tools.train_benchmark import random_vgg19_file
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -219,13 +220,13 @@ def test_option_file_validation_accepts_speed_and_names_a_bad_one():
         validate_options(opt, "my.yml")
 
 
-def test_bf16_stores_the_frozen_vgg_cast_once_with_the_same_step(tmp_path, monkeypatch):
-    from torchvision.models import vgg as tv_vgg
+@pytest.fixture
+def vgg_file():
+    with random_vgg19_file() as path:
+        yield path
 
-    features = torch.nn.Module()
-    features.features = tv_vgg.make_layers(tv_vgg.cfgs["E"])
-    vgg_file = tmp_path / "vgg19-random.pth"
-    torch.save(features.state_dict(), vgg_file)
+
+def test_bf16_stores_the_frozen_vgg_cast_once_with_the_same_step(tmp_path, monkeypatch, vgg_file):
     perceptual = {"type": "VGGPerceptualLoss", "layer_weights": {"conv3_4": 1.0, "conv5_4": 0.5},
                   "vgg_weights": "torchvision", "vgg_weights_path": str(vgg_file)}
     models = {}
