@@ -21,6 +21,7 @@ from realesrgan_ext.startup import frozen_startup  # noqa: E402
 with frozen_startup():  # torch and the engines: about 0.5 s less start-up and exit (see realesrgan_ext.startup)
     from realesrgan_ext.inference import (
         ALPHA_MODES,
+        AUTO_TILE,
         DEFAULT_SUFFIX,
         DEFAULT_TILE_PAD,
         IMAGE_SUFFIXES,
@@ -39,7 +40,7 @@ with frozen_startup():  # torch and the engines: about 0.5 s less start-up and e
         is_official_name,
         official_model_path,
     )
-    from realesrgan_ext.inference.engines import BACKENDS, MIN_PSNR, make_upscaler
+    from realesrgan_ext.inference.engines import BACKENDS, MIN_PSNR, STRIPED_TILE, make_upscaler
 
 
 def resolve_model(model: str) -> str:
@@ -71,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "weights), converted offline on first use; a missing RealESRGAN_x4plus.pth uses the "
                         "bundled copy, with a note")
     p.add_argument("--tile", type=int, default=0,
-                   help="tile side in input px; 0 = automatic (256 on CPU, 512 when OpenVINO runs an RRDB, "
-                        "512 on CUDA); halved on out-of-memory")
+                   help=f"tile side in input px; 0 = automatic ({AUTO_TILE['cpu']} on CPU, "
+                        f"{STRIPED_TILE['openvino']} when OpenVINO runs an RRDB, {AUTO_TILE['cuda']} on CUDA); "
+                        "halved on out-of-memory")
     p.add_argument("--tile-pad", type=int, default=DEFAULT_TILE_PAD,
                    help="context px around each tile; seams are cross-faded inside it")
     p.add_argument("--outscale", type=float, default=None,
