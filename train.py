@@ -20,6 +20,18 @@ def main() -> None:
 
     validate_option_file_from_argv()
     train_pipeline(str(Path(__file__).resolve().parent))
+    close_process_group()
+
+
+def close_process_group() -> None:
+    """Leave a multi-process run together: rank 0 validates after the last iteration while the
+    others are done, and a process exiting with its gloo / nccl group still open can abort
+    ("terminate called without an active exception", exit -6), failing the whole torchrun."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
