@@ -2,7 +2,7 @@
 # Install everything realesrgan_ext needs, in the one order that works; idempotent and quick
 # when already installed. Usage: bash scripts/install.sh [--dev] [--web]
 #   1. torch + torchvision (pinned pair; taken from the local wheel cache where pip has one)
-#   2. pinned runtime requirements (and pytest/ruff with --dev)
+#   2. pinned runtime requirements (and pytest/ruff and the MkDocs manual's tools with --dev)
 #   3. basicsr 1.4.2 with --no-build-isolation --no-deps: its sdist's build step would
 #      otherwise download a second torch, and its requirements pull tb-nightly
 #   4. this package, editable
@@ -22,7 +22,7 @@ reqs=(requirements.txt)
 web=0
 for arg in "$@"; do
   case "$arg" in
-    --dev) reqs+=(requirements-dev.txt) ;;
+    --dev) reqs+=(requirements-dev.txt requirements-docs.txt) ;;
     --web) web=1 ;;
     *) echo "usage: bash scripts/install.sh [--dev] [--web]" >&2; exit 2 ;;
   esac
