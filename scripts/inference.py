@@ -27,6 +27,7 @@ with frozen_startup():  # torch and the engines: about 0.5 s less start-up and e
         IMAGE_SUFFIXES,
         OUTPUT_EXTS,
         PRECISIONS,
+        LoadedModel,
         ModelLoadError,
         OutputConflictError,
         load_model,
@@ -41,6 +42,7 @@ with frozen_startup():  # torch and the engines: about 0.5 s less start-up and e
         official_model_path,
     )
     from realesrgan_ext.inference.engines import BACKENDS, MIN_PSNR, STRIPED_TILE, make_upscaler
+    from realesrgan_ext.inference.model_blending import load_blended_model, parse_blend_spec
 
 
 def resolve_model(model: str) -> str:
@@ -61,6 +63,14 @@ def resolve_model(model: str) -> str:
     return str(official_model_path(bundled))
 
 
+def load_chosen_model(model: str, blend: str | None) -> LoadedModel:
+    """``-m`` loaded, or blended on the fly with ``--blend MODEL:ALPHA``."""
+    if not blend:
+        return load_model(resolve_model(model))
+    other, alpha = parse_blend_spec(blend)
+    return load_blended_model(resolve_model(model), resolve_model(other), alpha)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -71,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"({', '.join(BUNDLED_MODELS)}: the ncnn release's fp16-rounded copies of the official "
                         "weights), converted offline on first use; a missing RealESRGAN_x4plus.pth uses the "
                         "bundled copy, with a note")
+    p.add_argument("--blend", metavar="MODEL:ALPHA",
+                   help="blend -m with this checkpoint of the same architecture first, (1 - ALPHA) * M + ALPHA * "
+                        "MODEL per weight (ESRGAN's network interpolation; e.g. a PSNR model -m with its GAN "
+                        "model --blend gan.pth:0.3); see scripts/interpolate_models.py to save the blend")
     p.add_argument("--tile", type=int, default=0,
                    help=f"tile side in input px; 0 = automatic ({AUTO_TILE['cpu']} on CPU, "
                         f"{STRIPED_TILE['openvino']} when OpenVINO runs an RRDB, {AUTO_TILE['cuda']} on CUDA); "
@@ -100,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         jobs = plan_jobs(args.input, args.output, args.suffix, args.ext)
-        model = load_model(resolve_model(args.model))
+        model = load_chosen_model(args.model, args.blend)
         upscaler = make_upscaler(model, args.backend, args.precision, args.device, tile=args.tile,
                                  tile_pad=args.tile_pad, alpha=args.alpha)
     except (FileNotFoundError, OutputConflictError, ModelLoadError, ValueError) as err:

@@ -1,0 +1,125 @@
+"""Network interpolation: blend_checkpoints / load_blended_model, scripts/interpolate_models.py and --blend."""
+
+import importlib.util
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
+from realesrgan_ext.inference.model_blending import (
+    BlendError,
+    blend_checkpoints,
+    blend_state_dicts,
+    load_blended_model,
+    parse_blend_spec,
+)
+from realesrgan_ext.inference.model_loader import load_model
+from tests.helpers import smooth_image
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {"type": "RRDBGenerator", "num_feat": 8, "num_block": 1, "num_grow_ch": 4, "scale": 4}
+
+
+def save_generator(path: Path, seed: int, arch: dict = TINY, base: dict | None = None) -> dict:
+    """A training-style checkpoint (``params`` + ``arch``) of a tiny generator; with ``base``, its weights
+    are ``base`` plus a small perturbation (two stages of one training run, as in ESRGAN's use)."""
+    torch.manual_seed(seed)
+    net = RRDBGenerator(**{k: v for k, v in arch.items() if k != "type"})
+    state = net.state_dict()
+    if base is not None:
+        state = {k: base[k] + 0.05 * torch.randn_like(base[k]) for k in state}
+    torch.save({"params": state, "arch": dict(arch)}, path)
+    return state
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def pair(tmp_path):
+    a = save_generator(tmp_path / "a.pth", 0)
+    b = save_generator(tmp_path / "b.pth", 1, base=a)
+    return tmp_path / "a.pth", tmp_path / "b.pth", a, b
+
+
+def test_alpha_endpoints_and_mean(pair):
+    path_a, path_b, a, b = pair
+    for alpha, expected in ((0.0, a), (1.0, b), (0.5, {k: (a[k] + b[k]) / 2 for k in a})):
+        blended = blend_checkpoints(path_a, path_b, alpha)["params"]
+        assert list(blended) == list(a)
+        for key in a:
+            assert torch.equal(blended[key], expected[key]), (alpha, key)
+    third = blend_state_dicts(a, b, 0.3)
+    assert torch.allclose(third["conv_first.weight"], 0.7 * a["conv_first.weight"] + 0.3 * b["conv_first.weight"])
+
+
+def test_blended_checkpoint_keeps_arch_and_loads(pair, tmp_path):
+    path_a, path_b, _, _ = pair
+    out = tmp_path / "blend.pth"
+    assert load_script("interpolate_models").main([str(path_a), str(path_b), "--alpha", "0.3", "-o", str(out)]) == 0
+    saved = torch.load(out, weights_only=True)
+    assert saved["arch"] == TINY and saved["blend"] == {"a": str(path_a), "b": str(path_b), "alpha": 0.3}
+    assert load_model(out).settings == load_blended_model(path_a, path_b, 0.3).settings
+
+
+def test_blended_output_lies_between_its_parents(pair):
+    path_a, path_b, _, _ = pair
+    image = torch.from_numpy(smooth_image(16, 16)).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        out_a, out_b = (load_model(p).module(image) for p in (path_a, path_b))
+        out_blend = load_blended_model(path_a, path_b, 0.3).module(image)
+    parents = (out_a - out_b).abs().mean()
+    to_a, to_b = (out_blend - out_a).abs().mean(), (out_blend - out_b).abs().mean()
+    assert parents > 0.01
+    assert to_a < to_b < parents  # nearer A at alpha 0.3, and inside the span of the two
+    linear = 0.7 * out_a + 0.3 * out_b
+    assert (out_blend - linear).abs().mean() < 0.2 * parents  # close to the per-pixel interpolation
+
+
+def test_mismatched_architectures_are_refused(pair, tmp_path):
+    path_a, _, _, _ = pair
+    wider = tmp_path / "wider.pth"
+    save_generator(wider, 2, {**TINY, "num_feat": 16})
+    with pytest.raises(BlendError, match=r"a\.pth and .*wider\.pth.*first mismatched key 'conv_first.weight'"):
+        blend_checkpoints(path_a, wider, 0.5)
+    deeper = tmp_path / "deeper.pth"
+    save_generator(deeper, 3, {**TINY, "num_block": 2})
+    with pytest.raises(BlendError, match=r"'body\.1\.rdb1\.conv1\.weight' is in .*deeper\.pth but not in .*a\.pth"):
+        blend_checkpoints(path_a, deeper, 0.5)
+    skip = tmp_path / "skip.pth"  # same weights, another network: the arch record tells
+    save_generator(skip, 4, {**TINY, "global_skip": "bicubic"})
+    with pytest.raises(BlendError, match="global_skip is None in .*a.pth and 'bicubic' in .*skip.pth"):
+        load_blended_model(path_a, skip, 0.5)
+    with pytest.raises(BlendError, match="from 0"):
+        blend_checkpoints(path_a, path_a, 1.5)
+    assert load_script("interpolate_models").main([str(path_a), str(wider), "--alpha", "0.5",
+                                                   "-o", str(tmp_path / "x.pth")]) == 2
+    assert not (tmp_path / "x.pth").exists()
+
+
+def test_inference_cli_blends_on_the_fly(pair, tmp_path, monkeypatch):
+    path_a, path_b, _, _ = pair
+    monkeypatch.setenv("REALESRGAN_EXT_CACHE", str(tmp_path / "cache"))
+    assert parse_blend_spec("C:/models/gan.pth:0.25") == ("C:/models/gan.pth", 0.25)
+    with pytest.raises(BlendError, match="MODEL:ALPHA"):
+        parse_blend_spec("gan.pth")
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), smooth_image(12, 12))
+    cli = load_script("inference")
+    outputs = {}
+    for blend in (None, f"{path_b}:0.0", f"{path_b}:1.0", f"{path_b}:0.5"):
+        out = tmp_path / f"out{len(outputs)}"
+        argv = ["-i", str(src), "-o", str(out), "-m", str(path_a), "--backend", "pytorch", "--quiet"]
+        assert cli.main(argv + (["--blend", blend] if blend else [])) == 0
+        outputs[blend] = cv2.imread(str(out / "a_out.png")).astype(np.int16)
+    assert np.array_equal(outputs[None], outputs[f"{path_b}:0.0"])
+    middle = outputs[f"{path_b}:0.5"]
+    assert np.abs(middle - outputs[None]).mean() < np.abs(outputs[f"{path_b}:1.0"] - outputs[None]).mean()
