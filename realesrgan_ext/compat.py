@@ -4,7 +4,8 @@
 Fix 1 (the torchvision alias) is also installed by ``import realesrgan_ext`` itself, as a lazy
 import finder that costs nothing until basicsr asks for the module: a process that never calls
 ``register()`` (a DataLoader worker started with ``spawn``, which re-imports our dataset module
-and with it basicsr) must still be able to import basicsr.
+and with it basicsr) must still be able to import basicsr. The same finder runs
+``realesrgan_ext.register`` right after the first ``import basicsr`` (``register_after_basicsr_import``).
 This module imports only the standard library at load time, so the package import stays light.
 Each fix names the basicsr line it replaces and why, and is applied only where that
 line is still present, so a fixed basicsr release makes the fix a no-op.
@@ -35,18 +36,70 @@ def _source_contains(func: Callable, snippet: str) -> bool:
         return False
 
 
-class _FunctionalTensorAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Serves ``torchvision.transforms.functional_tensor`` from ``_functional_tensor`` when asked.
+class _BasicsrImportFinder(importlib.abc.MetaPathFinder):
+    """The package's one import finder, first on ``sys.meta_path``; it acts on two names only.
 
-    It sits last on ``sys.meta_path``, so a torchvision that still has the module wins.
+    * ``torchvision.transforms.functional_tensor`` (fix 1): served from ``_functional_tensor``
+      when no other finder has the module (a torchvision that still has it wins).
+    * ``basicsr``: found by the other finders as usual, then, once the package has run, the
+      ``after_basicsr`` hook runs (``realesrgan_ext.register``): a script that imports
+      ``realesrgan_ext`` and then anything of basicsr finds our parts in basicsr's registries.
+    * ``realesrgan``: ``before_realesrgan`` runs first (``registry.refuse_realesrgan_import``: the
+      package registers classes under our names, so it is refused with a clear message instead of
+      BasicSR's registry assertion).
     """
 
-    NAME = "torchvision.transforms.functional_tensor"
+    ALIAS = "torchvision.transforms.functional_tensor"
+    HOOKED = "basicsr"
+
+    def __init__(self) -> None:
+        self.after_basicsr: Callable[[], None] | None = None
+        self.before_realesrgan: Callable[[], None] | None = None
+
+    def _others(self, fullname: str, path: Any, target: Any) -> Any:
+        for finder in sys.meta_path:
+            if finder is not self and hasattr(finder, "find_spec"):
+                spec = finder.find_spec(fullname, path, target)
+                if spec is not None:
+                    return spec
+        return None
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None):
-        if fullname != self.NAME or importlib.util.find_spec("torchvision.transforms._functional_tensor") is None:
-            return None
-        return importlib.util.spec_from_loader(fullname, self)
+        if fullname == self.ALIAS:
+            if self._others(fullname, path, target) is not None:
+                return None
+            if importlib.util.find_spec("torchvision.transforms._functional_tensor") is None:
+                return None
+            return importlib.util.spec_from_loader(fullname, _FunctionalTensorAlias())
+        if fullname == "realesrgan" and self.before_realesrgan is not None:
+            self.before_realesrgan()
+        if fullname == self.HOOKED and self.after_basicsr is not None:
+            spec = self._others(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _AfterExecLoader(spec.loader, self.after_basicsr)
+            return spec
+        return None
+
+
+class _AfterExecLoader(importlib.abc.Loader):
+    """Wraps a module's loader: runs ``hook`` once the module has executed."""
+
+    def __init__(self, loader: Any, hook: Callable[[], None]) -> None:
+        self.loader, self.hook = loader, hook
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self.loader.exec_module(module)
+        self.hook()
+
+    def __getattr__(self, name: str) -> Any:  # get_code, is_package, get_resource_reader, ...
+        return getattr(self.loader, name)
+
+
+class _FunctionalTensorAlias(importlib.abc.Loader):
+    """Serves ``torchvision.transforms.functional_tensor`` from ``_functional_tensor``."""
 
     def create_module(self, spec: Any) -> None:
         return None  # the default module object
@@ -56,16 +109,37 @@ class _FunctionalTensorAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader)
         module.__dict__.update({k: v for k, v in vars(private).items() if not k.startswith("__")})
 
 
+def _finder() -> _BasicsrImportFinder | None:
+    return next((f for f in sys.meta_path if isinstance(f, _BasicsrImportFinder)), None)
+
+
 def install_functional_tensor_alias() -> bool:
     """Fix 1: ``basicsr/data/degradations.py:8`` imports ``torchvision.transforms.functional_tensor``.
 
     torchvision 0.17 renamed that module to ``_functional_tensor``; without an alias
-    ``import basicsr`` fails. Installs the lazy alias finder once; True when it was installed now.
+    ``import basicsr`` fails. Installs the import finder once; True when it was installed now.
     """
-    if any(isinstance(finder, _FunctionalTensorAlias) for finder in sys.meta_path):
+    if _finder() is not None:
         return False
-    sys.meta_path.append(_FunctionalTensorAlias())
+    sys.meta_path.insert(0, _BasicsrImportFinder())
     return True
+
+
+def register_after_basicsr_import(hook: Callable[[], None]) -> None:
+    """Run ``hook`` right after the first ``import basicsr`` of this process (at once if basicsr is
+    already imported). ``import realesrgan_ext`` sets it to ``register``, so registering costs
+    nothing until basicsr itself is imported."""
+    install_functional_tensor_alias()
+    if "basicsr" in sys.modules:
+        hook()
+    else:
+        _finder().after_basicsr = hook
+
+
+def check_before_realesrgan_import(hook: Callable[[], None]) -> None:
+    """Run ``hook`` before the ``realesrgan`` package is imported (it may raise ImportError)."""
+    install_functional_tensor_alias()
+    _finder().before_realesrgan = hook
 
 
 def load_resume_state(opt: dict[str, Any]) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +42,32 @@ def _same_definition(a: object, b: object) -> bool:
         getattr(b, "__module__", None), getattr(b, "__qualname__", None))
 
 
+REALESRGAN_PACKAGE = "realesrgan"
+
+
+def realesrgan_conflict(names: str) -> str:
+    """Why the ``realesrgan`` package and this plugin cannot share a process (the one place this is said)."""
+    return (f"The 'realesrgan' package (xinntao/Real-ESRGAN) is imported in this process together with "
+            f"realesrgan_ext. Both register {names} in BasicSR's registries under the same names, and "
+            "BasicSR refuses a second class under a taken name. realesrgan_ext provides these parts itself and "
+            "reads Real-ESRGAN's option files (see docs/coming-from-basicsr.md): remove the "
+            "'import realesrgan' (or its archs/data/models imports) from this process; for Real-ESRGAN's "
+            "RealESRGANer inference, use realesrgan_ext.inference.")
+
+
+def _shared_names() -> str:
+    from realesrgan_ext.archs.basicsr_aliases import BASICSR_ALIASES  # standard library only
+
+    ours = sorted(name for kinds in _recorded.values() for name in kinds if name.startswith("RealESR"))
+    return ", ".join(ours + sorted(BASICSR_ALIASES))
+
+
+def refuse_realesrgan_import() -> None:
+    """Import hook for ``realesrgan`` (installed by ``import realesrgan_ext``): it would register
+    classes under our names as soon as it imports basicsr, so it is refused before it runs."""
+    raise ImportError(realesrgan_conflict(_shared_names()))
+
+
 def register_into(registry: Any) -> Callable[[T], T]:
     """Class decorator: register ``cls`` in a basicsr ``Registry`` under its class name, once."""
 
@@ -51,6 +78,8 @@ def register_into(registry: Any) -> Callable[[T], T]:
             registry.register(cls)
         elif _same_definition(existing, cls):
             registry._obj_map[name] = cls  # a re-import: keep the newest definition
+        elif str(getattr(existing, "__module__", "")).split(".")[0] == REALESRGAN_PACKAGE:
+            raise RuntimeError(realesrgan_conflict(repr(name)))
         else:
             raise KeyError(f"{registry._name} already has a different '{name}' "
                            f"({existing.__module__}); pick another class name")
@@ -106,6 +135,8 @@ def register_all() -> None:
     Needs ``compat.apply()`` first (``realesrgan_ext.register()`` does both).
     """
     global _pushed
+    if REALESRGAN_PACKAGE in sys.modules:  # imported before realesrgan_ext: its classes hold our names
+        raise RuntimeError(realesrgan_conflict(_shared_names()))
     for kind in PART_KINDS:
         import_part_modules(kind)
     for kind, classes in _recorded.items():

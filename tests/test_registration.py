@@ -68,3 +68,46 @@ def test_scaled_kaiming_init_draws_what_basicsr_draws():
     default_init_weights([theirs], 0.1, bias_fill=0.5)
     for a, b in zip(ours.state_dict().values(), theirs.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def run_python(code: str, extra_path: str = "") -> subprocess.CompletedProcess:
+    import os
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [extra_path, *sys.path]))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=env)
+
+
+def test_import_is_cheap_and_basicsr_import_registers_every_part():
+    """A script written like Real-ESRGAN's train.py: ``import realesrgan_ext``, then basicsr's registries."""
+    code = ("import sys, realesrgan_ext\n"
+            "heavy = sorted(m for m in ('torch', 'basicsr', 'cv2') if m in sys.modules)\n"
+            "assert not heavy, heavy\n"
+            "from basicsr.archs import build_network\n"
+            "from basicsr.utils.registry import MODEL_REGISTRY, LOSS_REGISTRY, DATASET_REGISTRY\n"
+            "net = build_network({'type': 'RRDBGenerator', 'num_feat': 4, 'num_block': 1, 'num_grow_ch': 2})\n"
+            "assert type(net).__name__ == 'RRDBGenerator'\n"
+            "assert 'AdversarialSRModel' in MODEL_REGISTRY and 'PixelLoss' in LOSS_REGISTRY\n"
+            "assert 'PairedLRHRDataset' in DATASET_REGISTRY and 'UNetDiscriminatorSN' in sys.modules['basicsr']"
+            ".utils.registry.ARCH_REGISTRY\n"
+            "import basicsr.train, realesrgan_ext.compat as c\n"
+            "assert basicsr.train.load_resume_state is c.load_resume_state\n"
+            "realesrgan_ext.register()\n")
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_realesrgan_package_in_the_same_process_is_named_clearly(tmp_path):
+    """Both orders: realesrgan imported after realesrgan_ext, and before it (then register refuses)."""
+    package = tmp_path / "realesrgan"
+    package.mkdir()
+    (package / "__init__.py").write_text("from basicsr.utils.registry import ARCH_REGISTRY\n"
+                                         "@ARCH_REGISTRY.register()\nclass SRVGGNetCompact:\n    pass\n")
+    after = run_python("import realesrgan_ext\nimport realesrgan\n", str(tmp_path))
+    before = run_python("import sys, types\nsys.modules['realesrgan'] = types.ModuleType('realesrgan')\n"
+                        "import realesrgan_ext\nrealesrgan_ext.register()\n", str(tmp_path))
+    for proc, error in ((after, "ImportError"), (before, "RuntimeError")):
+        assert proc.returncode != 0
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"{error}: The 'realesrgan' package") and "docs/coming-from-basicsr.md" in last
+        assert "SRVGGNetCompact" in last and "already registered" not in proc.stderr
