@@ -71,28 +71,31 @@ class _BasicsrImportFinder(importlib.abc.MetaPathFinder):
             if importlib.util.find_spec("torchvision.transforms._functional_tensor") is None:
                 return None
             return importlib.util.spec_from_loader(fullname, _FunctionalTensorAlias())
-        if fullname == "realesrgan" and self.before_realesrgan is not None:
-            self.before_realesrgan()
-        if fullname == self.HOOKED and self.after_basicsr is not None:
-            spec = self._others(fullname, path, target)
-            if spec is not None and spec.loader is not None:
-                spec.loader = _AfterExecLoader(spec.loader, self.after_basicsr)
-            return spec
-        return None
+        hooks = {"realesrgan": (self.before_realesrgan, None), self.HOOKED: (None, self.after_basicsr)}.get(fullname)
+        if hooks is None or hooks == (None, None):
+            return None
+        spec = self._others(fullname, path, target)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _HookedLoader(spec.loader, *hooks)
+        return spec
 
 
-class _AfterExecLoader(importlib.abc.Loader):
-    """Wraps a module's loader: runs ``hook`` once the module has executed."""
+class _HookedLoader(importlib.abc.Loader):
+    """Wraps a module's loader: ``before`` runs when the module is about to execute (it may raise
+    ImportError; finding the module stays possible), ``after`` once it has executed."""
 
-    def __init__(self, loader: Any, hook: Callable[[], None]) -> None:
-        self.loader, self.hook = loader, hook
+    def __init__(self, loader: Any, before: Callable[[], None] | None, after: Callable[[], None] | None) -> None:
+        self.loader, self.before, self.after = loader, before, after
 
     def create_module(self, spec: Any) -> Any:
         return self.loader.create_module(spec)
 
     def exec_module(self, module: Any) -> None:
+        if self.before is not None:
+            self.before()
         self.loader.exec_module(module)
-        self.hook()
+        if self.after is not None:
+            self.after()
 
     def __getattr__(self, name: str) -> Any:  # get_code, is_package, get_resource_reader, ...
         return getattr(self.loader, name)
