@@ -1,0 +1,178 @@
+"""``evaluate``: score bicubic and any models on HR/LR pairs and on real photos, and write the report.
+
+    from realesrgan_ext.evaluation import evaluate
+
+    report = evaluate(["realesrgan-x4plus", "tuned=experiments/tune/models/net_g_best.pth"], "results/eval",
+                      hr="photos/val", degradation="options/my_damage.yml")
+    report.beats("tuned", "realesrgan-x4plus", ("psnr_y", "stlpips"))   # True / False
+    report.files["html"]                                                 # results/eval/report.html
+
+For each image every row upscales the same LR, is timed, and is scored; then the same
+detail-rich crop of the reference and of every output is cut into the image's grid. A file
+that cannot be read is reported (on stderr, and in the report's "Not scored" list) and the
+rest are still scored. ``scripts/evaluate.py`` is the command-line front.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from realesrgan_ext.data.image_io import ImageReadError
+from realesrgan_ext.evaluation import crops, report_files
+from realesrgan_ext.evaluation.contestants import Contestant, bicubic_contestant, model_contestant, resolve_labels
+from realesrgan_ext.evaluation.image_sets import (
+    DEFAULT_MAX_PIXELS,
+    Bicubic,
+    Degraded,
+    EvaluationError,
+    ImageSet,
+    LrFolder,
+    LrSource,
+    degradation_of,
+    load_pair,
+    plan_real_set,
+    plan_reference_set,
+    read_bgr8,
+)
+from realesrgan_ext.evaluation.metrics import full_reference_scores, no_reference_scores
+from realesrgan_ext.evaluation.results import EvaluationReport, Score
+
+Log = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    tqdm.write(message, file=sys.stderr)
+
+
+def lr_source(lr: str | Path | None, degradation: str | Path | None, bicubic: bool,
+              seed: int = 0) -> tuple[LrSource, int | None]:
+    """The one LR source asked for, and the scale it states (a degradation option file's)."""
+    given = [name for name, value in (("lr", lr), ("degradation", degradation), ("bicubic", bicubic)) if value]
+    if len(given) != 1:
+        raise EvaluationError(f"with HR photos give exactly one LR source (--lr DIR, --degradation FILE or "
+                              f"--bicubic), got {', '.join(given) or 'none'}")
+    if lr:
+        return LrFolder(Path(lr)), None
+    if degradation:
+        options, scale = degradation_of(degradation)
+        return Degraded(options, str(degradation), seed), scale
+    return Bicubic(), None
+
+
+def evaluate(models: Sequence[str], output: str | Path, *, hr: str | Path | None = None,
+             lr: str | Path | None = None, degradation: str | Path | None = None, bicubic: bool = False,
+             real: str | Path | None = None, scale: int | None = None, seed: int = 0, backend: str = "auto",
+             precision: str = "auto", device: str = "auto", tile: int = 0,
+             max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True, log: Log = _stderr) -> EvaluationReport:
+    """Compare bicubic and ``models`` (bundled names, checkpoints, ``LABEL=MODEL``) and write the report to ``output``.
+
+    ``hr`` with one of ``lr`` / ``degradation`` / ``bicubic``: full-reference scores (PSNR-Y,
+    SSIM-Y, ST-LPIPS); ``real``: NIQE on real LR photos. ``scale``: given, else the degradation
+    file's, the LR folder's, or the first model's. ``backend``, ``precision``, ``device``, ``tile``:
+    as ``scripts/inference.py``. Images larger than ``max_pixels`` (output size) are reported, not scored.
+    """
+    from realesrgan_ext.inference.onnx_export import resolve_model
+
+    if hr is None and real is None:
+        raise EvaluationError("nothing to score: give HR photos (--hr) and an LR source, or real photos (--real)")
+    source, stated = lr_source(lr, degradation, bicubic, seed) if hr is not None else (None, None)
+    labelled = resolve_labels(models)
+    loaded = {label: resolve_model(model) for label, model in labelled}
+    scale = scale or stated
+    sets: list[ImageSet] = []
+    if hr is not None:
+        reference, scale = plan_reference_set(hr, source, scale or _first_scale(loaded, source), max_pixels)
+        sets.append(reference)
+    scale = scale or _first_scale(loaded, None) or 4
+    if real is not None:
+        sets.append(plan_real_set(real, scale, max_pixels))
+    contestants = [bicubic_contestant(scale)] + [
+        model_contestant(label, model, scale, backend=backend, precision=precision, device=device, tile=tile)
+        for label, model in loaded.items()]
+    report = EvaluationReport([c.label for c in contestants], {c.label: c.description for c in contestants},
+                              {s.kind: s.description for s in sets}, scale)
+    grids: dict[str, np.ndarray] = {}
+    total = sum(len(s.images) for s in sets) * len(contestants)
+    with tqdm(total=total, unit="run", desc="evaluate", disable=not progress, file=sys.stderr) as bar:
+        for image_set in sets:
+            for path, reason in image_set.problems:
+                _problem(report, log, path, reason)
+            for image in image_set.images:
+                bar.set_postfix_str(image.name)
+                try:
+                    if image_set.kind == "reference":
+                        reference, lr_img = load_pair(image, source, scale)
+                        if not isinstance(source, LrFolder):
+                            report_files.write_bytes(Path(output) / "lr" / f"{image.name}.png", _png(lr_img))
+                    else:
+                        lr_img = read_bgr8(image.lr_path)
+                        reference = None
+                except ImageReadError as err:
+                    bad = str(image.lr_path if image_set.kind == "real" else image.hr_path)
+                    _problem(report, log, bad, str(err).removeprefix(f"{bad}: "))
+                    bar.update(len(contestants))
+                    continue
+                title = image.name if image_set.kind == "reference" else f"{image.name} (real)"
+                grids[title] = _score_image(report, image_set.kind, image.name, lr_img, reference, contestants, bar)
+    _write_report(report, Path(output), grids)
+    return report
+
+
+def _first_scale(loaded: dict, source: LrSource | None) -> int | None:
+    """The first model's scale where nothing else states one (an LR folder states its own)."""
+    if isinstance(source, LrFolder) or not loaded:
+        return None
+    return next(iter(loaded.values())).scale
+
+
+def _problem(report: EvaluationReport, log: Log, path: str, reason: str) -> None:
+    report.problems.append((path, reason))
+    log(f"not scored: {path}: {reason}")
+
+
+def _score_image(report: EvaluationReport, kind: str, name: str, lr: np.ndarray, hr: np.ndarray | None,
+                 contestants: list[Contestant], bar: tqdm) -> np.ndarray:
+    """Run every row on one LR, record its scores; returns the image's crop grid row."""
+    outputs = []
+    for contestant in contestants:
+        out, seconds = contestant.timed(lr)
+        values = full_reference_scores(out, hr, report.scale) if hr is not None else no_reference_scores(out)
+        report.scores.append(Score(kind, name, contestant.label, values, seconds))
+        outputs.append((contestant.label, out))
+        bar.update(1)
+    if hr is not None:
+        return crops.crop_row([("HR", hr), *outputs], reference=hr)
+    lr_big = cv2.resize(lr, outputs[0][1].shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    return crops.crop_row([("LR (nearest)", lr_big), *outputs], reference=outputs[0][1])
+
+
+def _png(img: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", img)
+    if not ok:
+        raise EvaluationError(f"PNG encoding failed for an image of shape {img.shape}")
+    return data.tobytes()
+
+
+def _write_report(report: EvaluationReport, output: Path, grids: dict[str, np.ndarray]) -> None:
+    """report.md / .html, scores.csv, means.csv, grid.png and crops/<image>.png into ``output``."""
+    pngs = {title: _png(row) for title, row in grids.items()}
+    crop_files = {}
+    for index, (title, png) in enumerate(pngs.items()):
+        rel = f"crops/{index:03d}.png"
+        report_files.write_bytes(output / rel, png)
+        crop_files[title] = rel
+    files = {"csv": ("scores.csv", report_files.scores_csv(report).encode()),
+             "means_csv": ("means.csv", report_files.means_csv(report).encode()),
+             "markdown": ("report.md", report_files.markdown(report, crop_files).encode())}
+    if grids:
+        files["grid"] = ("grid.png", _png(crops.stack_rows(list(grids.values()), list(grids))))
+    shown = dict(list(pngs.items())[: crops.MAX_GRID_ROWS])
+    files["html"] = ("report.html", report_files.html_page(report, shown).encode())
+    for key, (name, data) in files.items():
+        report.files[key] = report_files.write_bytes(output / name, data)

@@ -1,0 +1,78 @@
+#!/usr/bin/env python
+"""Compare super-resolution models on your photos: PSNR-Y, SSIM-Y, ST-LPIPS and NIQE, with crops, in one report.
+
+    python scripts/evaluate.py -m realesrgan-x4plus -m tuned=experiments/tune/models/net_g_best.pth \\
+        --hr photos/val --degradation options/my_damage.yml -o results/eval
+
+Full-reference: --hr DIR with exactly one LR source: --lr DIR (paired by name), --degradation
+OPTION_FILE (its degradation pipeline, seeded per image) or --bicubic. No-reference: --real DIR
+(low-resolution photos without HR, scored by NIQE). Bicubic is always a row. Writes report.html
+(self-contained), report.md, scores.csv, means.csv, grid.png and crops/ to -o, and prints the
+means. A thin front over ``realesrgan_ext.evaluation.evaluate``. Exit status: 0 every image
+scored, 1 some files were not scored (listed), 2 nothing was done (bad arguments or input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from realesrgan_ext.data.image_io import ImageReadError  # noqa: E402
+from realesrgan_ext.evaluation import DEFAULT_MAX_PIXELS, EvaluationError, evaluate, means_markdown  # noqa: E402
+from realesrgan_ext.inference import PRECISIONS, ModelLoadError  # noqa: E402
+from realesrgan_ext.inference.bundled_models import BUNDLED_MODELS  # noqa: E402
+from realesrgan_ext.inference.engines import BACKENDS  # noqa: E402
+from realesrgan_ext.tools.image_files import DataToolError  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("-m", "--model", action="append", default=[], metavar="[LABEL=]MODEL",
+                   help=f"a model to compare (repeat): a checkpoint, or a bundled name ({', '.join(BUNDLED_MODELS)}); "
+                        "LABEL= names its row")
+    p.add_argument("--hr", help="folder of high-resolution photos (full-reference scores)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--lr", help="folder of their low-resolution versions, paired by name without extension")
+    source.add_argument("--degradation", metavar="OPTION_FILE",
+                        help="make the LR with this option file's degradation pipeline (a top-level 'degradation:' "
+                             "section, or datasets.train.degradation), seeded per image")
+    source.add_argument("--bicubic", action="store_true", help="make the LR by bicubic downscaling")
+    p.add_argument("--real", help="folder of real low-resolution photos without HR (NIQE)")
+    p.add_argument("-o", "--output", required=True, help="report folder")
+    p.add_argument("--scale", type=int, help="default: the option file's, the LR folder's, or the first model's")
+    p.add_argument("--seed", type=int, default=0, help="base seed of --degradation")
+    p.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6,
+                   help="larger images (at output size) are reported, not scored")
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help="inference engine, as scripts/inference.py")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="as scripts/inference.py")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--tile", type=int, default=0, help="tile side in input px; 0 = automatic")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        report = evaluate(args.model, args.output, hr=args.hr, lr=args.lr, degradation=args.degradation,
+                          bicubic=args.bicubic, real=args.real, scale=args.scale, seed=args.seed,
+                          backend=args.backend, precision=args.precision, device=args.device, tile=args.tile,
+                          max_pixels=int(args.max_megapixels * 1e6), progress=not args.quiet)
+    except (EvaluationError, ModelLoadError, DataToolError, ImageReadError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(means_markdown(report))
+    print(f"\nreport: {report.files['html']}")
+    if report.problems:
+        print(f"{len(report.problems)} file(s) not scored:", file=sys.stderr)
+        for path, reason in report.problems:
+            print(f"  {path}: {reason}", file=sys.stderr)
+    return 1 if report.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
