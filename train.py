@@ -3,7 +3,8 @@
 ``realesrgan_ext.register()`` applies the basicsr compatibility fixes and registers our
 architectures, datasets, losses and models; the option file is then validated (an unknown or
 contradictory key stops the run with its name and the nearest valid one), and ``experiments/``
-and ``tb_logger/`` are written next to this file.
+and ``tb_logger/`` are written next to this file. A run stopped by ``val.collapse_guard`` exits
+with status 1 and its message (the iteration, and the last good checkpoint).
 Several processes: ``torchrun --nproc_per_node=N train.py -opt ... --launcher pytorch``.
 """
 
@@ -16,10 +17,14 @@ def main() -> None:
     realesrgan_ext.register()  # fixes basicsr and registers the plugin; must precede basicsr
     from basicsr.train import train_pipeline
 
+    from realesrgan_ext.models.training_guardrails import TrainingCollapse
     from realesrgan_ext.option_validation import validate_option_file_from_argv
 
     validate_option_file_from_argv()
-    train_pipeline(str(Path(__file__).resolve().parent))
+    try:
+        train_pipeline(str(Path(__file__).resolve().parent))
+    except TrainingCollapse as collapse:  # val.collapse_guard: the message says where the good model is
+        raise SystemExit(f"error: {collapse}") from None
     close_process_group()
 
 

@@ -77,6 +77,11 @@ def test_misspelt_key_names_itself_and_the_allowed_ones(section, names):
     {"first": {"kernel_prob": [0.5, 0.5]}},
     {"second": {"resize_range": [1.1, 1.2]}},
     {"kernel_size_range": [8, 21]},
+    {"first": {"jpeg_range": [0, 25]}},
+    {"second": {"jpeg_range": [50, 101]}},
+    {"first": {"jpeg_range": [25, 5]}},
+    {"second_order": "no"},
+    {"second_order": False, "second": {"noise_range": [1, 2]}},
 ])
 def test_bad_values_are_errors(section):
     with pytest.raises(ValueError, match="degradation"):
@@ -210,6 +215,25 @@ def test_pipeline_with_given_kernels_and_small_kernels():
         kernels = sample_kernel_batch(options, 2)
     assert kernels["kernel1"].shape == (2, 7, 7)
     assert degrade(hr, options, 4, kernels, seed=0).shape == (2, 3, 8, 8)
+
+
+def test_single_stage_pipeline_is_one_round_then_the_final_step():
+    """``second_order: false``: blur, resize, noise, then resize + sinc and ONE JPEG from first.jpeg_range."""
+    from realesrgan_ext.data.degradations import degradation_round, final_step
+
+    options = parse_degradation_options({**SMALL, "second_order": False, "first": {"jpeg_range": [10, 10]}})
+    hr = smooth_batch(h=32, w=32)
+    with seeded(0):
+        kernels = sample_kernel_batch(options, 2)
+    jpeger = make_jpeger()
+    with seeded(5):
+        out = degradation_round(hr, kernels["kernel1"], options.first, jpeger, with_jpeg=False)
+        expected = quantize(final_step(out, kernels["sinc_kernel"], options.final, (10, 10), (8, 8), jpeger))
+    lr = degrade(hr, options, 4, kernels, jpeger=jpeger, seed=5)
+    assert torch.equal(lr, expected)
+    second_order = degrade(hr, parse_degradation_options({**SMALL, "first": {"jpeg_range": [10, 10]}}), 4, kernels,
+                           jpeger=jpeger, seed=5)
+    assert not torch.equal(lr, second_order)
 
 
 def test_too_small_or_odd_hr_is_a_clear_error():

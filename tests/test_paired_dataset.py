@@ -47,9 +47,22 @@ def test_crop_is_aligned_between_lr_and_hr(tmp_path):
 def test_size_mismatch_names_pair_and_sizes(tmp_path):
     hr_dir, lr_dir = write_pair_folders(tmp_path, ["img"])
     cv2.imwrite(str(lr_dir / "img.png"), smooth_image(9, 8))
-    ds = build_dataset(make_opt(hr_dir, lr_dir))
-    with pytest.raises(ValueError, match=r"HR .*img\.png is 32x32, LR .*img\.png is 8x9"):
-        ds[0]
+    with pytest.raises(ValueError, match=r"1 of 1 LR/HR pairs in .* do not match the scale x4 .*\n  HR img 32x32, "
+                                         r"LR img 8x9"):
+        build_dataset(make_opt(hr_dir, lr_dir))  # read from the headers before training starts
+    from realesrgan_ext.data.paired_lrhr_dataset import check_pair_sizes
+
+    with pytest.raises(ValueError, match=r"HR .*img\.png is 32x32, LR .*img\.png is 8x9"):  # as read (LMDB)
+        check_pair_sizes(np.zeros((32, 32, 3)), np.zeros((9, 8, 3)), 4, str(hr_dir / "img.png"),
+                         str(lr_dir / "img.png"))
+
+
+def test_pairs_made_for_another_scale_are_refused_when_built(tmp_path):
+    hr_dir, lr_dir = write_pair_folders(tmp_path, ["a", "b", "c"], hr_size=32, scale=2)
+    with pytest.raises(ValueError, match=r"3 of 3 LR/HR pairs .* do not match the scale x4 \(each LR must be "
+                                         r"exactly HR / 4\):\n  HR a 32x32, LR a 16x16\n"):
+        build_dataset(make_opt(hr_dir, lr_dir, phase="val"))
+    assert len(build_dataset(make_opt(hr_dir, lr_dir, scale=2, gt_size=16))) == 3
 
 
 def test_missing_partner_is_reported(tmp_path):

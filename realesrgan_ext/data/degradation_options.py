@@ -14,12 +14,16 @@ dataset, read by both the dataset (blur / sinc kernels) and the model (the rest)
 
 Every key is optional; the defaults are the published ``RealESRGAN_x4plus`` recipe. A key
 that is not known is an error naming it and the allowed ones (a misspelt key would otherwise
-silently leave the default in place).
+silently leave the default in place), and so is a value no pipeline can draw from: a range with
+low > high, a JPEG quality outside 1..100, a probability outside 0..1. ``second_order: false``
+makes it a single-stage pipeline: one round of blur, resize and noise, then the final resize and
+one JPEG drawn from ``first.jpeg_range`` (``second`` must then be left out).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +75,7 @@ class DegradationOptions:
     """The whole pipeline; ``kernel_size_range`` (odd sizes, inclusive) is shared by every kernel."""
 
     kernel_size_range: tuple[int, int] = (7, 21)
+    second_order: bool = True  # False: first round, then the final step (no second round)
     first: StageOptions = field(default_factory=StageOptions)
     second: StageOptions = field(default_factory=_second_stage)
     final: FinalOptions = field(default_factory=FinalOptions)
@@ -83,6 +88,11 @@ class DegradationOptions:
     @property
     def max_kernel_size(self) -> int:
         return self.kernel_size_range[1]
+
+    @property
+    def final_jpeg_range(self) -> tuple[float, float]:
+        """The JPEG quality range of the final step: the last round's."""
+        return (self.second if self.second_order else self.first).jpeg_range
 
 
 def _check_keys(section: dict[str, Any], allowed: list[str], where: str) -> None:
@@ -103,10 +113,16 @@ def _check_probability(value: Any, where: str) -> float:
     return float(value)
 
 
-def _check_range(value: Any, where: str, minimum: float = 0.0) -> tuple[float, float]:
+# Ranges with bounds beyond "0 <= low <= high" (JPEG quality is 1..100).
+RANGE_LIMITS: dict[str, tuple[float, float]] = {"jpeg_range": (1.0, 100.0)}
+
+
+def _check_range(value: Any, where: str, minimum: float = 0.0, maximum: float = math.inf) -> tuple[float, float]:
     low, high = _as_tuple(value, 2, where)
-    if not all(isinstance(v, (int, float)) for v in (low, high)) or not minimum <= low <= high:
-        raise ValueError(f"{where}: expected [low, high] with {minimum} <= low <= high, got {value!r}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or \
+            not minimum <= low <= high <= maximum:
+        bound = f"{minimum:g} <= low <= high" + (f" <= {maximum:g}" if maximum < math.inf else "")
+        raise ValueError(f"{where}: expected [low, high] with {bound}, got {value!r}")
     return float(low), float(high)
 
 
@@ -128,7 +144,7 @@ def _parse_dataclass(cls: type, section: dict[str, Any] | None, where: str, defa
         elif name.endswith("_prob"):
             value = _check_probability(value, key)
         else:
-            value = _check_range(value, key)
+            value = _check_range(value, key, *RANGE_LIMITS.get(name, (0.0, math.inf)))
         values[name] = value
     return dataclasses.replace(defaults, **values)
 
@@ -155,8 +171,14 @@ def parse_degradation_options(section: dict[str, Any] | None,
         sizes = _as_tuple(section["kernel_size_range"], 2, f"{where}.kernel_size_range")
         if not all(isinstance(s, int) and s % 2 == 1 and s >= 3 for s in sizes) or sizes[0] > sizes[1]:
             raise ValueError(f"{where}.kernel_size_range: expected two odd sizes [low, high] >= 3, got {list(sizes)}")
+    second_order = section.get("second_order", True)
+    if not isinstance(second_order, bool):
+        raise ValueError(f"{where}.second_order: expected true or false, got {second_order!r}")
+    if not second_order and section.get("second"):
+        raise ValueError(f"{where}.second: set, but second_order is false (a single-stage pipeline has no second "
+                         "round); remove one of them")
     options = DegradationOptions(
-        kernel_size_range=tuple(sizes),
+        kernel_size_range=tuple(sizes), second_order=second_order,
         first=_parse_dataclass(StageOptions, section.get("first"), f"{where}.first", defaults.first),
         second=_parse_dataclass(StageOptions, section.get("second"), f"{where}.second", defaults.second),
         final=_parse_dataclass(FinalOptions, section.get("final"), f"{where}.final", defaults.final))

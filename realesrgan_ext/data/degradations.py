@@ -1,7 +1,8 @@
 """Real-ESRGAN's second-order degradation pipeline on batched tensors, on any device.
 
 HR -> [blur, random resize, noise, JPEG] -> [blur (maybe), random resize, noise] ->
-[resize to HR/scale + sinc, JPEG] in random order -> rounded to 8 bits. Every primitive is
+[resize to HR/scale + sinc, JPEG] in random order -> rounded to 8 bits. A single-stage pipeline
+(``second_order: false``) is HR -> [blur, random resize, noise] -> [resize + sinc, JPEG]. Every primitive is
 basicsr's (``filter2D``, ``random_add_gaussian_noise_pt``, ``random_add_poisson_noise_pt``,
 ``DiffJPEG``); what this module adds is the sequence, as one function with no ``.cuda()``
 (basicsr's ``RealESRGANModel`` hard-codes it inline). Random choices are drawn from Python's
@@ -163,7 +164,8 @@ def degrade(hr: torch.Tensor, options: DegradationOptions, scale: int,
             kernels = sample_kernel_batch(options, b)
         k1, k2, sinc = (kernels[key].to(hr.device) for key in KERNEL_KEYS)
         lr_size = (h // scale, w // scale)
-        out = degradation_round(hr, k1, options.first, jpeger)
-        out = degradation_round(out, k2, options.second, jpeger, base_size=lr_size, with_jpeg=False)
-        out = final_step(out, sinc, options.final, options.second.jpeg_range, lr_size, jpeger)
+        out = degradation_round(hr, k1, options.first, jpeger, with_jpeg=options.second_order)
+        if options.second_order:
+            out = degradation_round(out, k2, options.second, jpeger, base_size=lr_size, with_jpeg=False)
+        out = final_step(out, sinc, options.final, options.final_jpeg_range, lr_size, jpeger)
     return quantize(out)

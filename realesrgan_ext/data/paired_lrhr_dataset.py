@@ -11,7 +11,7 @@ from basicsr.utils import img2tensor
 from torch.utils.data import Dataset
 
 from realesrgan_ext.data.image_io import load_training_image
-from realesrgan_ext.data.image_store import open_store
+from realesrgan_ext.data.image_store import FolderStore, ImageStore, open_store
 from realesrgan_ext.data.pairing import pair_images
 from realesrgan_ext.registry import register_part
 
@@ -24,6 +24,37 @@ def check_pair_sizes(gt: np.ndarray, lq: np.ndarray, scale: int, gt_source: str,
         raise ValueError(
             f"LR/HR size mismatch for x{scale}: HR {gt_source} is {w}x{h}, LR {lq_source} is {lw}x{lh} "
             f"(expected {w / scale:g}x{h / scale:g}). Re-make the LR with scripts/make_lr.py.")
+
+
+def _header_size(path: str) -> tuple[int, int] | None:
+    """(width, height) from the file's header (no decoding); None when PIL cannot tell."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, UnidentifiedImageError):
+        return None
+
+
+def check_folder_pair_sizes(gt_store: ImageStore, lq_store: ImageStore, pairs: list[tuple[str, str]],
+                            scale: int, shown: int = 10) -> None:
+    """Every LR of two folders is exactly HR / scale, read from the file headers when the dataset is
+    built: a mismatch stops training before its first step (or, for a validation set, before hours
+    of training end in a failed validation). The error lists the pairs (first ``shown``) and sizes."""
+    if not (isinstance(gt_store, FolderStore) and isinstance(lq_store, FolderStore)):
+        return  # an LMDB's images are checked as they are read (check_pair_sizes)
+    bad = []
+    for gt_key, lq_key in pairs:
+        gt_size, lq_size = _header_size(gt_store.source(gt_key)), _header_size(lq_store.source(lq_key))
+        if gt_size and lq_size and (lq_size[0] * scale, lq_size[1] * scale) != gt_size:
+            bad.append(f"HR {gt_key} {gt_size[0]}x{gt_size[1]}, LR {lq_key} {lq_size[0]}x{lq_size[1]}")
+    if bad:
+        more = f"\n  ... and {len(bad) - shown} more" if len(bad) > shown else ""
+        raise ValueError(f"{len(bad)} of {len(pairs)} LR/HR pairs in {gt_store.root} and {lq_store.root} do not "
+                         f"match the scale x{scale} (each LR must be exactly HR / {scale}):\n  "
+                         + "\n  ".join(bad[:shown]) + more
+                         + "\nRe-make the LR with scripts/make_lr.py, or set the scale the pairs were made for.")
 
 
 def paired_random_crop(gt: np.ndarray, lq: np.ndarray, gt_size: int, scale: int,
@@ -66,6 +97,7 @@ class PairedLRHRDataset(Dataset):
         self.lq_store = open_store(opt["dataroot_lq"], backend)
         self.pairs = pair_images(self.gt_store, self.lq_store, opt.get("filename_tmpl", "{}"),
                                  opt.get("meta_info_file"))
+        check_folder_pair_sizes(self.gt_store, self.lq_store, self.pairs, self.scale)
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -24,6 +24,7 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 
+from realesrgan_ext.models.training_guardrails import TrainingGuardrails
 from realesrgan_ext.models.training_speed import TrainingSpeed
 from realesrgan_ext.registry import register_part
 from realesrgan_ext.utils.checkpoint import atomic_torch_save, prune_checkpoints
@@ -49,7 +50,7 @@ def _restore_buffers(snapshot: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
 
 
 @register_part("model")
-class AdversarialSRModel(SRModel):
+class AdversarialSRModel(TrainingGuardrails, SRModel):
     """Generator (+ optional discriminator) trained with pixel, perceptual and GAN losses."""
 
     # Option keys this class reads beyond BasicSR's (``realesrgan_ext.option_validation``):
@@ -60,7 +61,7 @@ class AdversarialSRModel(SRModel):
     @classmethod
     def option_conflicts(cls, opt: dict[str, Any]) -> list[str]:
         """Contradictory option combinations, one message each (empty when consistent)."""
-        train_opt, problems = opt.get("train") or {}, []
+        train_opt, problems = opt.get("train") or {}, super().option_conflicts(opt)  # the guardrails'
         if train_opt.get("gan_opt") and not opt.get("network_d"):
             problems.append("train.gan_opt: set but network_d is missing (the GAN term would be dropped)")
         if opt.get("network_d") and not train_opt.get("gan_opt"):
@@ -114,6 +115,7 @@ class AdversarialSRModel(SRModel):
         self.net_d_init_iters = train_opt.get("net_d_init_iters", 0)
         self.setup_optimizers()
         self.setup_schedulers()
+        self.init_guardrails()  # val_at_start, keep_best, collapse_guard (training_guardrails)
 
     def _init_ema(self) -> None:
         get_root_logger().info(f"Use Exponential Moving Average with decay: {self.ema_decay}")

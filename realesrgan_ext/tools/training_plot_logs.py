@@ -108,6 +108,7 @@ _VAL_FREQ_RE = re.compile(r"^\s+val_freq:\s*([\d.eE+]+)\s*$", re.MULTILINE)
 _ITERS_PER_EPOCH_RE = re.compile(r"Require iter number per epoch: (\d+)")
 _TOTAL_ITERS_RE = re.compile(r"Total epochs: \d+; iters: (\d+)\.")
 _END_RE = re.compile(r" INFO: End of training\.")
+_BASELINE_RE = re.compile(r" INFO: Baseline validation \(iteration 0\)")  # models/training_guardrails.py
 
 
 def _loss_tag(key: str) -> str:
@@ -134,7 +135,8 @@ def parse_train_log(text: str) -> Run:
     A validation block carries no iteration; it is the first multiple of ``val_freq`` (from
     the options dump at the top of the log) not before the last training line, unless its
     ``Best: ... @ N iter`` names a later one (the block is the best so far). The final
-    validation after ``End of training`` uses the iteration the loop ended on.
+    validation after ``End of training`` uses the iteration the loop ended on. A block announced
+    as the baseline (the starting model, logged just before the first validation) is iteration 0.
     """
     freq_match = _VAL_FREQ_RE.search(text)
     val_freq = int(float(freq_match.group(1))) if freq_match else None
@@ -142,7 +144,7 @@ def parse_train_log(text: str) -> Run:
     start = lowest = 0  # lowest: the earliest iteration the next validation can have
     last_val: int | None = None
     round_sets: set[str] = set()  # val sets already seen in the current validation round
-    ended = False
+    ended = baseline = False
     lines = text.splitlines()
     i = 0
     while i < len(lines):
@@ -160,6 +162,8 @@ def parse_train_log(text: str) -> Run:
                 tags.setdefault(_loss_tag(key), {})[it] = float(value)
         elif _END_RE.search(line):
             ended, round_sets = True, set()
+        elif _BASELINE_RE.search(line):
+            baseline = True
         elif m := _VAL_RE.search(line):
             val_set = m.group(1)
             values: dict[str, float] = {}
@@ -169,6 +173,11 @@ def parse_train_log(text: str) -> Run:
                 if mm.group(3):
                     best_iters.append(int(mm.group(3)))
                 i += 1
+            if baseline:  # the starting model's scores (val_at_start), whenever they are logged
+                baseline = False
+                for metric, value in values.items():
+                    tags.setdefault(f"{METRIC_PREFIX}{val_set}/{metric}", {})[0] = value
+                continue
             if last_val is not None and round_sets and val_set not in round_sets:
                 it = last_val  # another val set of the same validation round
             else:

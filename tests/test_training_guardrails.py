@@ -1,0 +1,212 @@
+"""Fine-tuning guardrails: the iteration-0 baseline, val.keep_best, the collapse guard, a starting
+checkpoint of another architecture."""
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from basicsr.models import build_model
+from helpers import read_log, run_train, smooth_image, write_pair_folders
+from torch.utils.data import DataLoader
+
+from realesrgan_ext.data.paired_lrhr_dataset import PairedLRHRDataset
+from realesrgan_ext.models.collapse_guard import CollapseGuardOptions, OutputCheck
+from realesrgan_ext.option_validation import validate_options
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_SKIP = {"type": "RRDBGenerator", "num_feat": 8, "num_block": 1, "num_grow_ch": 4, "scale": 4,
+             "global_skip": "bicubic"}
+TINY = {k: v for k, v in TINY_SKIP.items() if k != "global_skip"}
+
+
+def image_tensor(seed: int, size: int = 32) -> torch.Tensor:
+    bgr = smooth_image(size, size, seed=seed)
+    return torch.from_numpy(bgr[:, :, ::-1].copy()).permute(2, 0, 1).float().div(255)[None]
+
+
+# ---- the measures of the collapse guard ------------------------------------------------------------
+def test_guard_passes_a_faithful_upscale_and_names_each_kind_of_collapse():
+    lq = torch.cat([image_tensor(s, 16) for s in range(3)])
+    good = torch.nn.functional.interpolate(lq, scale_factor=4, mode="bicubic").clamp(0, 1)
+    bounds = CollapseGuardOptions()
+
+    def problems(output):
+        check = OutputCheck()
+        check.add(lq, output)
+        return " ".join(check.problems(bounds))
+
+    assert problems(good) == ""
+    flat = good.mean(dim=(2, 3), keepdim=True).expand_as(good)
+    assert "lost its variance" in problems(flat)
+    gray = good.mean(dim=1, keepdim=True).expand_as(good)
+    assert "turned gray" in problems(gray) and "variance" not in problems(gray)
+    darker = good * torch.tensor([0.7, 0.8, 0.9]).view(1, 3, 1, 1)
+    assert "drifted in colour" in problems(darker)
+    assert "lost its variance" in problems(torch.full_like(good, float("nan")))  # a diverged network
+    gray_input = lq.mean(dim=1, keepdim=True).expand_as(lq)  # a gray photo cannot turn gray
+    check = OutputCheck()
+    check.add(gray_input, torch.nn.functional.interpolate(gray_input, scale_factor=4, mode="bicubic"))
+    assert math.isnan(check.measures()["chroma_ratio"]) and check.problems(bounds) == []
+
+
+@pytest.mark.parametrize("val, message", [
+    ({"keep_best": "lpips"}, "val.keep_best: 'lpips' is not a metric of val.metrics (configured: ['psnr', 'ssim',"),
+    ({"collapse_guard": {"min_std_ratio": 2}}, "val.collapse_guard.min_std_ratio: expected a number in [0, 1]"),
+    ({"collapse_guard": {"min_std": 0.5}}, "val.collapse_guard: unknown key(s) ['min_std']"),
+    ({"val_at_start": "yes"}, "val.val_at_start: expected true or false"),
+])
+def test_guardrail_options_are_validated(val, message):
+    opt = yaml.safe_load((REPO / "tests" / "data" / "tiny_esrgan_x4.yml").read_text())
+    opt["val"].update(val)
+    with pytest.raises(ValueError) as error:
+        validate_options(opt, "tiny.yml")
+    assert message in str(error.value)
+    opt["val"] = {**opt["val"], "keep_best": "psnr", "collapse_guard": {"max_color_shift": 0.1}, "val_at_start": True}
+    validate_options(opt, "tiny.yml")  # the keys themselves are accepted
+
+
+# ---- keep_best, in the model class ------------------------------------------------------------------
+def make_model(tmp_path, start: Path, **val):
+    models = tmp_path / "models"
+    models.mkdir(exist_ok=True)
+    opt = {"name": "unit", "model_type": "AdversarialSRModel", "scale": 4, "num_gpu": 0, "dist": False,
+           "is_train": True, "rank": 0, "world_size": 1, "network_g": dict(TINY_SKIP),
+           "datasets": {"val": {"name": "my_val"}},
+           "path": {"models": str(models), "training_states": str(tmp_path), "pretrain_network_g": str(start),
+                    "param_key_g": "params", "strict_load_g": True, "visualization": str(tmp_path / "vis")},
+           "train": {"optim_g": {"type": "Adam", "lr": 1e-4}, "pixel_opt": {"type": "PixelLoss"},
+                     "scheduler": {"type": "MultiStepLR", "milestones": [100], "gamma": 0.5}},
+           "val": {"val_freq": 10, "save_img": False,
+                   "metrics": {"psnr": {"type": "calculate_psnr", "crop_border": 0}}, **val}}
+    return build_model(opt)
+
+
+def with_noise(net, scale: float) -> dict[str, torch.Tensor]:
+    """The generator's weights with the last convolution set to ``scale``-sized noise (0: bicubic exactly)."""
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    g = torch.Generator().manual_seed(1)
+    state["conv_last.weight"] = torch.randn(state["conv_last.weight"].shape, generator=g) * scale
+    state["conv_last.bias"] = torch.zeros_like(state["conv_last.bias"])
+    return state
+
+
+def val_loader(tmp_path) -> DataLoader:
+    hr, lr = write_pair_folders(tmp_path / "val", ["a", "b"], hr_size=32)
+    dataset = PairedLRHRDataset({"name": "my_val", "dataroot_gt": str(hr), "dataroot_lq": str(lr), "scale": 4,
+                                 "phase": "val"})
+    return DataLoader(dataset, batch_size=1)
+
+
+@pytest.mark.parametrize("better, best_at", [("higher", 20), ("lower", 10)])
+def test_keep_best_keeps_the_best_checkpoint_baseline_included(tmp_path, one_torch_thread, better, best_at):
+    from basicsr.archs import build_network
+
+    net = build_network(dict(TINY_SKIP))
+    start = tmp_path / "start.pth"
+    torch.save({"params": with_noise(net, 0.05)}, start)  # a fair model: bicubic plus a little noise
+    model = make_model(tmp_path, start, keep_best="psnr")
+    model.opt["val"]["metrics"]["psnr"]["better"] = better
+    model.init_guardrails()
+    loader = val_loader(tmp_path)
+    weights = {10: with_noise(model.net_g, 0.5), 20: with_noise(model.net_g, 0.0), 30: with_noise(model.net_g, 0.1)}
+    scores = {}
+    for it, state in weights.items():  # iteration 10 worst, 20 best (bicubic), 30 between
+        model.net_g.load_state_dict(state)
+        model.validation(loader, it, None, False)
+        scores[it] = model.metric_results["psnr"]
+        if it == 10:
+            scores[0] = model.best.baseline  # the baseline ran first, as iteration 0, on the starting weights
+    assert scores[10] < scores[0] < scores[20] and scores[30] < scores[20]
+    record = json.loads((tmp_path / "models" / "net_g_best.json").read_text())
+    assert record["iteration"] == best_at and record["better"] == better and record["metric"] == "psnr"
+    assert record["value"] == pytest.approx(scores[best_at]) and record["baseline"] == pytest.approx(scores[0])
+    saved = torch.load(tmp_path / "models" / "net_g_best.pth", weights_only=True)
+    assert torch.equal(saved["params"]["conv_last.weight"], weights[best_at]["conv_last.weight"])
+    assert saved["arch"]["type"] == "RRDBGenerator"
+    assert torch.equal(model.net_g.state_dict()["conv_last.weight"], weights[30]["conv_last.weight"])  # not swapped
+
+
+def test_a_starting_checkpoint_of_another_architecture_is_a_clear_error(tmp_path):
+    from basicsr.archs import build_network
+
+    compact = build_network({"type": "SRVGGNetCompact", "num_feat": 8, "num_conv": 2, "upscale": 4})
+    start = tmp_path / "compact.pth"
+    torch.save({"params": compact.state_dict(), "arch": {"type": "SRVGGNetCompact", "num_feat": 8}}, start)
+    with pytest.raises(ValueError) as error:
+        make_model(tmp_path, start)
+    message = str(error.value)
+    assert message.startswith(f"path.pretrain_network_g: {start} is a checkpoint of another architecture")
+    assert "'SRVGGNetCompact'" in message and "'RRDBGenerator'" in message and "conv_first.weight" in message
+    assert len(message) < 1200
+
+    wider = build_network({**TINY_SKIP, "num_feat": 16})
+    torch.save({"params": wider.state_dict()}, start)
+    with pytest.raises(ValueError, match=r"differ in shape, file vs network \(conv_first.weight \(16, 3, 3, 3\) "
+                                         r"vs \(8, 3, 3, 3\)"):
+        make_model(tmp_path, start)
+
+
+# ---- a deliberately bad fine-tune through train.py ---------------------------------------------------
+def nearest_upscaler(path: Path) -> None:
+    """A tiny RRDB (no global skip) set to nearest-neighbour upscaling: a sane starting model whose
+    output keeps the input's variance and colour exactly."""
+    from basicsr.archs import build_network
+
+    net = build_network(dict(TINY))
+    with torch.no_grad():
+        for name, conv in net.named_modules():
+            if isinstance(conv, torch.nn.Conv2d):
+                conv.weight.zero_()
+                conv.bias.zero_()
+                if name in ("conv_first", "conv_up1", "conv_up2", "conv_hr", "conv_last"):
+                    for c in range(3):
+                        conv.weight[c, c, 1, 1] = 1  # the body adds zero: RGB goes through, upsampled
+    torch.save({"params": net.state_dict()}, path)
+
+
+@pytest.mark.slow
+def test_bad_learning_rate_is_stopped_by_the_guard_with_the_baseline_kept(tmp_path, one_torch_thread):
+    shutil.copy(REPO / "train.py", tmp_path / "train.py")
+    start = tmp_path / "start.pth"
+    nearest_upscaler(start)
+    write_pair_folders(tmp_path / "train", [f"t{i}" for i in range(4)], hr_size=32)
+    write_pair_folders(tmp_path / "val", ["v0", "v1"], hr_size=32)
+    opt = yaml.safe_load((REPO / "tests" / "data" / "tiny_esrgan_x4.yml").read_text())
+    opt.update(name="bad_lr", network_g=dict(TINY))
+    opt.pop("network_d", None)
+    opt["train"] = {"optim_g": {"type": "Adam", "lr": 1e-2}, "pixel_opt": {"type": "PixelLoss"},
+                    "scheduler": {"type": "MultiStepLR", "milestones": [100], "gamma": 0.5}, "total_iter": 40}
+    opt["path"].update(pretrain_network_g=str(start), param_key_g="params")
+    for phase, root in (("train", "train"), ("val", "val")):
+        opt["datasets"][phase].update(dataroot_gt=str(tmp_path / root / "high_res"),
+                                      dataroot_lq=str(tmp_path / root / "low_res"))
+    opt["val"] = {"val_freq": 5, "save_img": False, "keep_best": "psnr", "collapse_guard": True,
+                  "metrics": {"psnr": {"type": "calculate_psnr", "crop_border": 0}}}
+    opt["logger"].update(print_freq=5, save_checkpoint_freq=5, use_tb_logger=True)
+    opt_path = tmp_path / "bad_lr.yml"
+    opt_path.write_text(yaml.safe_dump(opt))
+    with pytest.raises(AssertionError) as failed:
+        run_train(tmp_path, opt_path)
+    output = str(failed.value)
+    exp = tmp_path / "experiments" / "bad_lr"
+    record = json.loads((exp / "models" / "net_g_best.json").read_text())
+    stopped = int(output.split("collapse guard stopped training at iteration ")[1].split(":")[0])
+    assert 0 < stopped < 40 and stopped % 5 == 0 and record["iteration"] < stopped
+    assert f"last good checkpoint: {exp / 'models'}/net_g_best.pth (iteration {record['iteration']}" in output
+    assert record["baseline"] > 15  # nearest-neighbour upscaling of smooth images
+    assert "Traceback" not in output.split("error: collapse guard")[-1]
+    if record["iteration"] == 0:  # the starting model is the one kept
+        kept = torch.load(exp / "models" / "net_g_best.pth", weights_only=True)["params"]
+        assert all(torch.equal(kept[k], v) for k, v in torch.load(start, weights_only=True)["params"].items())
+
+    from realesrgan_ext.tools.training_plot_logs import parse_train_log, read_training_scalars
+
+    scalars = read_training_scalars(exp)  # tensorboard events
+    assert scalars.source.startswith("tensorboard")
+    assert scalars.metrics["tiny_val"]["psnr"][0] == pytest.approx(record["baseline"], abs=1e-3)
+    text = parse_train_log(read_log(exp))  # and the text log puts the baseline at iteration 0 too
+    assert sorted(text.tags["metrics/tiny_val/psnr"]) == list(range(0, stopped + 1, 5))
