@@ -27,6 +27,7 @@ with frozen_startup():  # torch and the engines: about 0.5 s less start-up and e
         IMAGE_SUFFIXES,
         OUTPUT_EXTS,
         PRECISIONS,
+        BatchResult,
         LoadedModel,
         ModelLoadError,
         OutputConflictError,
@@ -43,6 +44,7 @@ with frozen_startup():  # torch and the engines: about 0.5 s less start-up and e
     )
     from realesrgan_ext.inference.engines import BACKENDS, MIN_PSNR, STRIPED_TILE, make_upscaler
     from realesrgan_ext.inference.model_blending import load_blended_model, parse_blend_spec
+    from realesrgan_ext.inference.ray_batch import RayUnavailableError, UpscaleSettings, run_jobs_ray
 
 
 def resolve_model(model: str) -> str:
@@ -107,21 +109,44 @@ def build_parser() -> argparse.ArgumentParser:
                         "--precision on a probe image (openvino, then onnxruntime / pytorch bf16, then pytorch), "
                         "pytorch on CUDA; a named engine that cannot run the model falls back to pytorch with a note")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    ray = p.add_argument_group("Ray (bash scripts/install.sh --ray): many machines, files on shared storage")
+    ray.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                     help="run on a Ray cluster: ADDRESS (auto, ray://head:10001, head:6379), or none to join "
+                          "RAY_ADDRESS or start a local runtime")
+    ray.add_argument("--ray-actors", type=int, default=0, help="model actors; 0 = as many as the cluster holds")
+    ray.add_argument("--ray-cpus", type=float, default=1.0, help="CPUs per actor")
+    ray.add_argument("--ray-gpus", type=float, default=0.0, help="GPUs per actor (use with --device cuda)")
     return p
+
+
+def run_on_ray(args: argparse.Namespace, jobs: list) -> BatchResult:
+    """The same jobs on a Ray cluster (``realesrgan_ext.inference.ray_batch``); each actor loads (or blends) -m."""
+    blend = None
+    if args.blend:
+        other, alpha = parse_blend_spec(args.blend)
+        blend = (str(Path(resolve_model(other)).resolve()), alpha)
+    settings = UpscaleSettings(str(Path(resolve_model(args.model)).resolve()), args.backend, args.precision,
+                               args.device, args.tile, args.tile_pad, args.alpha, args.outscale, args.ext, blend)
+    return run_jobs_ray(settings, jobs, args.ray or None, args.ray_actors, args.ray_cpus, args.ray_gpus,
+                        progress=not args.quiet)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         jobs = plan_jobs(args.input, args.output, args.suffix, args.ext)
-        model = load_chosen_model(args.model, args.blend)
+        model = load_chosen_model(args.model, args.blend)  # with --ray too: refused here, not once per actor
+        if not jobs:
+            print(f"error: no images ({' '.join(IMAGE_SUFFIXES)}) under {args.input}", file=sys.stderr)
+            return 2
+        if args.ray is not None:
+            result = run_on_ray(args, jobs)
+            print(result.summary(), file=sys.stderr if result.failed else sys.stdout)
+            return 0 if result.ok else 1
         upscaler = make_upscaler(model, args.backend, args.precision, args.device, tile=args.tile,
                                  tile_pad=args.tile_pad, alpha=args.alpha)
-    except (FileNotFoundError, OutputConflictError, ModelLoadError, ValueError) as err:
+    except (FileNotFoundError, OutputConflictError, ModelLoadError, ValueError, RayUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
-    if not jobs:
-        print(f"error: no images ({' '.join(IMAGE_SUFFIXES)}) under {args.input}", file=sys.stderr)
         return 2
     if not args.quiet:
         for note in upscaler.engine.notes:

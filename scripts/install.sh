@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install everything realesrgan_ext needs, in the one order that works; idempotent and quick
-# when already installed. Usage: bash scripts/install.sh [--dev] [--web]
+# when already installed. Usage: bash scripts/install.sh [--dev] [--web] [--ray]
 #   1. torch + torchvision (pinned pair; taken from the local wheel cache where pip has one)
 #   2. pinned runtime requirements (and pytest/ruff and the MkDocs manual's tools with --dev)
 #   3. basicsr 1.4.2 with --no-build-isolation --no-deps: its sdist's build step would
 #      otherwise download a second torch, and its requirements pull tb-nightly
 #   4. this package, editable
 #   --web: Gradio for scripts/webui.py (see requirements-web.txt)
+#   --ray: Ray for scripts/inference.py --ray (see requirements-ray.txt)
 set -euo pipefail
 export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
 cd "$(dirname "$0")/.."
@@ -24,7 +25,8 @@ for arg in "$@"; do
   case "$arg" in
     --dev) reqs+=(requirements-dev.txt requirements-docs.txt) ;;
     --web) web=1 ;;
-    *) echo "usage: bash scripts/install.sh [--dev] [--web]" >&2; exit 2 ;;
+    --ray) reqs+=(requirements-ray.txt) ;;
+    *) echo "usage: bash scripts/install.sh [--dev] [--web] [--ray]" >&2; exit 2 ;;
   esac
 done
 for r in "${reqs[@]}"; do

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,10 +113,10 @@ def output_path(source: Path, root: Path, out_dir: Path, suffix: str, ext: str) 
 def check_conflicts(jobs: Iterable[Job], inputs: Iterable[Path] = ()) -> None:
     """Raise ``OutputConflictError`` naming every output that is an input or is shared."""
     jobs = list(jobs)
-    sources = {_key(j.source): j.source for j in jobs} | {_key(p): p for p in inputs}
+    sources = {path_key(j.source): j.source for j in jobs} | {path_key(p): p for p in inputs}
     problems, seen = [], {}
     for job in jobs:
-        key = _key(job.target)
+        key = path_key(job.target)
         if key in sources:
             problems.append(f"{job.target} would overwrite the input {sources[key]}")
         elif key in seen:
@@ -135,8 +135,7 @@ def run_jobs(upscaler: Upscaler, jobs: list[Job], outscale: float | None = None,
     its path and reason (and printed above the progress bar); the rest still runs.
     """
     result, start = BatchResult(), time.perf_counter()
-    claimed = {_key(j.target) for j in jobs}
-    inputs = {_key(j.source) for j in jobs}
+    taken = _claim({path_key(j.target) for j in jobs}, {path_key(j.source) for j in jobs})
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sr-io") as pool, \
             tqdm(total=len(jobs), unit="img", disable=not progress, dynamic_ncols=True) as bar, \
             tqdm(unit="tile", disable=not progress, dynamic_ncols=True, leave=False, position=1) as tiles:
@@ -170,7 +169,7 @@ def run_jobs(upscaler: Upscaler, jobs: list[Job], outscale: float | None = None,
             submit_decode()
             try:
                 image = fut.result()
-                target = _final_target(job, image, ext, claimed, inputs)
+                target = final_target(job, image, ext, taken)
                 pixels = upscaler.upscale(image.pixels, outscale, on_tile=_tile_progress(tiles, job.source.name))
             except Exception as err:  # noqa: BLE001  (reported per file; the run goes on)
                 fail(job, err)
@@ -197,18 +196,32 @@ def _tile_progress(bar: tqdm, name: str):
     return update
 
 
-def _final_target(job: Job, image: InputImage, ext: str, claimed: set[str], inputs: set[str]) -> Path:
-    """The planned target, or the same name as ``.png`` when the pixels need it (alpha, 16 bit)."""
+def final_target(job: Job, image: InputImage, ext: str, taken: Callable[[str], bool]) -> Path:
+    """The planned target, or the same name as ``.png`` when the pixels need it (alpha, 16 bit).
+
+    ``taken(key)`` says whether that ``.png`` (as ``path_key``) is an input or another image's output,
+    which raises ``OutputConflictError`` rather than overwrite it.
+    """
     extension = choose_extension(image, ext)
     if job.target.suffix.lower() == f".{extension}" or (ext == "auto" and _same_format(job.target, image)):
         return job.target
     target = job.target.with_suffix(f".{extension}")
-    key = _key(target)
-    if key in inputs or key in claimed:
+    if taken(path_key(target)):
         raise OutputConflictError(f"{job.source}: its result must be .{extension} ({_why(image)}), and "
                                   f"{target} is an input or another image's output; use another --suffix")
-    claimed.add(key)
     return target
+
+
+def _claim(claimed: set[str], inputs: set[str]) -> Callable[[str], bool]:
+    """``taken`` for one process: a name is taken if it is an input or already claimed; else claim it."""
+
+    def taken(key: str) -> bool:
+        if key in inputs or key in claimed:
+            return True
+        claimed.add(key)
+        return False
+
+    return taken
 
 
 def _same_format(target: Path, image: InputImage) -> bool:
@@ -220,5 +233,6 @@ def _why(image: InputImage) -> str:
     return "it has alpha" if image.has_alpha else f"{image.pixels.dtype} pixels"
 
 
-def _key(path: Path) -> str:
+def path_key(path: Path) -> str:
+    """A path's identity for conflict checks: absolute, symlinks resolved."""
     return str(Path(path).resolve())
