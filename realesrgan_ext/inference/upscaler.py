@@ -200,12 +200,36 @@ class Upscaler:
             if has_alpha:
                 self._upscale_alpha(planes[:, :, -1], out[:, :, -1])
         if outscale is not None and self.output_size(height, width, outscale) != out.shape[:2]:
-            out_h, out_w = self.output_size(height, width, outscale)
-            interp = cv2.INTER_LANCZOS4 if out_h * out_w > out.shape[0] * out.shape[1] else cv2.INTER_AREA
-            out = cv2.resize(out, (out_w, out_h), interpolation=interp)
-            if out.ndim == 2:
-                out = out[:, :, None]
+            out = self._resize(out, height, width, outscale)
         return out[:, :, 0] if squeeze else out
+
+    def upscale_batch(self, images: np.ndarray, outscale: float | None = None) -> np.ndarray:
+        """Upscale ``images`` (``N x H x W x C``: frames of one size) together; each result equals
+        ``upscale`` of that image alone (the same tiles, run as one batch of N per tile).
+
+        Batches colour images whose channels the model takes as they are; anything else (alpha,
+        gray through an RGB model) runs image by image.
+        """
+        if images.ndim != 4 or images.shape[0] == 0:
+            raise ValueError(f"expected N x H x W x C with N >= 1, got shape {images.shape}")
+        channels = images.shape[3]
+        if channels != self.model.in_channels or channels != self.model.out_channels or channels in (2, 4):
+            return np.stack([self.upscale(image, outscale) for image in images])
+        if images.dtype not in (np.uint8, np.uint16, np.float32):
+            raise ValueError(f"unsupported pixel type {images.dtype}; expected uint8, uint16 or float32")
+        count, height, width = images.shape[:3]
+        out = np.empty((count, height * self.scale, width * self.scale, channels), images.dtype)
+        self._run(images, out, None)
+        if outscale is None or self.output_size(height, width, outscale) == out.shape[1:3]:
+            return out
+        return np.stack([self._resize(image, height, width, outscale) for image in out])
+
+    def _resize(self, out: np.ndarray, height: int, width: int, outscale: float) -> np.ndarray:
+        """``out`` (the network's size) to ``outscale`` x the input size: Lanczos up, area down."""
+        out_h, out_w = self.output_size(height, width, outscale)
+        interp = cv2.INTER_LANCZOS4 if out_h * out_w > out.shape[0] * out.shape[1] else cv2.INTER_AREA
+        resized = cv2.resize(out, (out_w, out_h), interpolation=interp)
+        return resized[:, :, None] if resized.ndim == 2 else resized
 
     # -- channel handling --------------------------------------------------------------------
 
@@ -235,12 +259,16 @@ class Upscaler:
     # -- the tiling engine -------------------------------------------------------------------
 
     def _run(self, src: np.ndarray, out: np.ndarray, reduce: Callable[[np.ndarray], np.ndarray] | None) -> None:
-        """Run the network over ``src`` (HxWxC_in, model channels) into ``out`` (H*s x W*s x K).
+        """Run the network over ``src`` (HxWxC_in, model channels) into ``out`` (H*s x W*s x K);
+        or over a batch, ``src`` N x H x W x C_in into ``out`` N x H*s x W*s x K, each tile as one batch.
 
         ``reduce`` maps each tile's float output (h x w x C_out) to K channels (linear, so it
         commutes with the blending). Halves the tile on device out-of-memory.
         """
-        padded = _pad_to_multiple(src, self.model.size_multiple, self.model.min_size)
+        if src.ndim == 3:
+            src, out = src[None], out[None]
+        pads = [_pad_to_multiple(image, self.model.size_multiple, self.model.min_size) for image in src]
+        padded = pads[0][None] if len(pads) == 1 else np.stack(pads)  # one image: no copy when unpadded
         tile = self.tile
         while True:
             try:
@@ -260,48 +288,48 @@ class Upscaler:
 
     def _run_tiles(self, src: np.ndarray, out: np.ndarray, reduce, tile: int) -> None:
         mult, scale = self.model.size_multiple, self.scale
-        height, width = src.shape[:2]
+        count, height, width = src.shape[:3]
         pad = _round_up(self.tile_pad, mult)
         rows, cols = _split(height, tile, mult), _split(width, tile, mult)
         # output px each side of a seam; a core never holds more than its two half bands
         shortest = min((b - a for cores in (rows, cols) if len(cores) > 1 for a, b in cores), default=self.blend)
         half_band = min(self.blend, shortest) * scale // 2
-        out_h, out_w, k = out.shape
+        k = out.shape[3]
         carry = None  # finished rows of the previous strip that the next tile row still adds to
         for r, (y0, y1) in enumerate(rows):
             top = 0 if r == 0 else y0 * scale - half_band
             bottom = height * scale if r == len(rows) - 1 else y1 * scale + half_band
-            acc = np.zeros((bottom - top, width * scale, k), np.float32)
+            acc = np.zeros((count, bottom - top, width * scale, k), np.float32)
             if carry is not None:
-                acc[: carry.shape[0]] = carry
+                acc[:, : carry.shape[1]] = carry
             wy = _ramp_weights(top, bottom, r > 0, r < len(rows) - 1, half_band)
             iy0, iy1 = max(y0 - pad, 0), min(y1 + pad, height)
             for c, (x0, x1) in enumerate(cols):
                 left = 0 if c == 0 else x0 * scale - half_band
                 right = width * scale if c == len(cols) - 1 else x1 * scale + half_band
                 ix0, ix1 = max(x0 - pad, 0), min(x1 + pad, width)
-                result = self._infer(src[iy0:iy1, ix0:ix1])
-                part = result[top - iy0 * scale: bottom - iy0 * scale, left - ix0 * scale: right - ix0 * scale]
+                result = self._infer(src[:, iy0:iy1, ix0:ix1])
+                part = result[:, top - iy0 * scale: bottom - iy0 * scale, left - ix0 * scale: right - ix0 * scale]
                 if reduce is not None:
                     part = reduce(part)
                 wx = _ramp_weights(left, right, c > 0, c < len(cols) - 1, half_band)
                 part *= wy[:, None, None] * wx[None, :, None]  # in place: the tile output is ours
-                acc[:, left:right] += part
+                acc[:, :, left:right] += part
                 del result, part
                 if self._on_tile is not None:
                     self._on_tile(r * len(cols) + c + 1, len(rows) * len(cols))
             done = bottom - top if r == len(rows) - 1 else (rows[r + 1][0] * scale - half_band) - top
-            carry = acc[done:].copy()
-            _store(acc[:done], out, top)
+            carry = acc[:, done:].copy()
+            _store(acc[:, :done], out, top)
             del acc  # before the next strip is allocated: one strip alive at a time
 
     @torch.inference_mode()
     def _infer(self, tile: np.ndarray) -> np.ndarray:
-        """One padded tile (h x w x C, any dtype) -> network output, float32 h*s x w*s x C_out."""
-        x = torch.from_numpy(to_float(np.ascontiguousarray(tile))).permute(2, 0, 1).unsqueeze(0)
+        """One padded tile of N images (N x h x w x C, any dtype) -> network output, float32 N x h*s x w*s x C_out."""
+        x = torch.from_numpy(to_float(np.ascontiguousarray(tile))).permute(0, 3, 1, 2)
         x = x.to(device=self.device, dtype=self.dtype).contiguous(memory_format=torch.channels_last)
         y = self.net(x)
-        return y[0].permute(1, 2, 0).to(device="cpu", dtype=torch.float32).numpy()
+        return y.permute(0, 2, 3, 1).to(device="cpu", dtype=torch.float32).numpy()
 
 
 def _split(length: int, tile: int, mult: int) -> list[tuple[int, int]]:
@@ -326,18 +354,20 @@ def _ramp_weights(start: int, stop: int, fade_in: bool, fade_out: bool, half_ban
 
 
 def _store(rows: np.ndarray, out: np.ndarray, top: int) -> None:
-    """Quantise finished accumulator rows into ``out`` from row ``top``, cropping the padding.
+    """Quantise finished accumulator rows (N x rows x W x K) into ``out`` (N x H x W x K) from row
+    ``top``, cropping the padding.
 
     Works in place on ``rows`` (the accumulator is discarded afterwards): no extra float copies.
     """
-    bottom = min(top + rows.shape[0], out.shape[0])
+    bottom = min(top + rows.shape[1], out.shape[1])
     if bottom <= top:
         return
-    rows = np.clip(rows[: bottom - top, : out.shape[1]], 0.0, 1.0, out=rows[: bottom - top, : out.shape[1]])
+    rows = rows[:, : bottom - top, : out.shape[2]]
+    rows = np.clip(rows, 0.0, 1.0, out=rows)
     if out.dtype in (np.uint8, np.uint16):
         rows *= np.iinfo(out.dtype).max
         np.rint(rows, out=rows)
-    out[top:bottom] = rows
+    out[:, top:bottom] = rows
 
 
 def _pad_to_multiple(img: np.ndarray, mult: int, minimum: int = 0) -> np.ndarray:

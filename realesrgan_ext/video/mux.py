@@ -1,0 +1,154 @@
+"""Muxing the output: the encoded video segments joined into one stream, beside the input's audio and subtitles.
+
+The segments' packets are copied, not re-encoded: every segment starts with a key frame and was
+encoded with the same settings, so they join into one stream. Audio and subtitle packets are copied
+from the input where the output container holds their codec; audio it does not hold is
+re-encoded to the container's default audio codec; subtitles it does not hold are left out,
+with a note. Packets of all streams are written in time order, a few at a time (bounded memory).
+"""
+
+from __future__ import annotations
+
+import heapq
+import io
+import tempfile
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from realesrgan_ext.video.encoder import RGB_PIX_FMTS, EncodeSettings, VideoEncodeError
+from realesrgan_ext.video.segments import WorkFolder
+from realesrgan_ext.video.source import VideoInfo, open_input
+
+
+def output_format(path: Path) -> str:
+    """The FFmpeg muxer FFmpeg picks for ``path``'s suffix; ``VideoEncodeError`` when there is none."""
+    with tempfile.TemporaryDirectory(prefix="realesrgan_ext_video_") as folder:
+        try:
+            with av.open(str(Path(folder) / f"probe{path.suffix}"), mode="w") as container:
+                return container.format.name.split(",")[0]
+        except (av.FFmpegError, ValueError) as err:
+            raise VideoEncodeError(f"{path}: FFmpeg has no container format for the suffix {path.suffix!r} "
+                                   "(use .mp4, .mkv, .mov...)") from err
+
+
+def check_container(path: Path, settings: EncodeSettings) -> str:
+    """The muxer for ``path``, after checking it holds ``settings``' codec (``.webm`` does not hold H.264)."""
+    fmt = output_format(path)
+    codec = av.codec.Codec(settings.codec, "w").name
+    with av.open(io.BytesIO(), mode="w", format=fmt) as container:
+        supported = container.supported_codecs
+    if codec not in supported and av.codec.Codec(settings.codec, "w").canonical_name not in supported:
+        raise VideoEncodeError(f"{path}: the {fmt} container cannot hold {settings.codec} video; choose another "
+                               "--codec or output suffix (.mkv holds almost anything)")
+    return fmt
+
+
+def mux_output(target: Path, fmt: str, work: WorkFolder, info: VideoInfo) -> list[str]:
+    """Write ``target`` (format ``fmt``): the video packets of ``work``'s segments in order, with the
+    input's audio / subtitle streams, rotation and colour tags. Returns notes on what was not copied as is."""
+    notes: list[str] = []
+    with av.open(str(target), mode="w", format=fmt) as out, open_input(info.path) as source:
+        first = av.open(str(work.files()[0]))
+        try:
+            video = _video_stream(out, first.streams.video[0], info)
+        finally:
+            first.close()
+        copies = _other_streams(out, source, info, notes)
+        streams = [_video_packets(work, video, info.time_base), _source_packets(source, copies)]
+        for _, packet in heapq.merge(*streams, key=lambda item: item[0]):
+            out.mux(packet)
+        for _, (stream, encoder) in copies.items():
+            if encoder is not None:
+                out.mux(stream.encode(None))
+    return notes
+
+
+def _video_stream(out, template, info: VideoInfo):
+    stream = out.add_stream_from_template(template)
+    stream.time_base = info.time_base
+    context, colour = stream.codec_context, info.colour  # the segment container does not keep the colour tags
+    context.color_primaries, context.color_trc, context.color_range = colour.primaries, colour.transfer, colour.range
+    context.colorspace = template.codec_context.colorspace or (0 if template.codec_context.pix_fmt in RGB_PIX_FMTS
+                                                               else colour.space)
+    if info.rotation:
+        stream.set_display_rotation(info.rotation)
+    return stream
+
+
+def _other_streams(out, source, info: VideoInfo, notes: list[str]) -> dict[int, tuple]:
+    """Output streams for the input's audio / subtitles: {input index: (output stream, re-encode or None)}."""
+    supported = out.supported_codecs
+    streams: dict[int, tuple] = {}
+    for index in info.copied_streams:
+        template = source.streams[index]
+        codec = template.codec_context.name
+        if codec in supported:
+            streams[index] = (out.add_stream_from_template(template), None)
+        elif template.type == "audio" and out.default_audio_codec not in (None, "none"):
+            encoder = out.add_stream(out.default_audio_codec, rate=template.codec_context.sample_rate,
+                                     layout=template.codec_context.layout.name)
+            streams[index] = (encoder, True)
+            notes.append(f"audio stream {index} ({codec}) re-encoded to {out.default_audio_codec}: "
+                         f"{out.format.name} does not hold {codec}")
+        else:
+            notes.append(f"{template.type} stream {index} ({codec}) left out: {out.format.name} does not hold "
+                         f"{codec} (use .mkv to keep it)")
+    return streams
+
+
+def decode_times(pts: np.ndarray) -> np.ndarray:
+    """Decoding times for packets with presentation times ``pts`` (in decoding order): the sorted
+    presentation times delayed by the stream's reorder depth, so they rise strictly and never pass a
+    packet's pts, one frame duration apart as a single encoder's would be (segments encoded apart do
+    not all have the same B-frame delay, and MP4 derives each frame's duration from them)."""
+    if len(pts) == 0:
+        return pts
+    order = np.argsort(pts, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(pts))
+    delay = int(max(0, np.max(np.arange(len(pts)) - rank)))
+    ordered = pts[order]
+    step = int(ordered[1] - ordered[0]) if len(pts) > 1 and ordered[1] > ordered[0] else 1
+    lead = ordered[0] - step * np.arange(delay, 0, -1)
+    return np.concatenate([lead, ordered[: len(pts) - delay]])
+
+
+def _video_packets(work: WorkFolder, stream, time_base: Fraction) -> Iterator[tuple[Fraction, av.Packet]]:
+    """The segments' video packets in order, with their recorded pts and ``decode_times``, keyed by decoding time."""
+    pts = np.concatenate([np.asarray([p for p, _ in work.stamps(s)], np.int64) for s in work.segments])
+    dts = decode_times(pts)
+    index = 0
+    for segment in work.segments:
+        with av.open(str(work.path / segment.file)) as container:
+            for packet in container.demux(container.streams.video[0]):
+                if packet.size == 0:
+                    continue
+                if packet.duration:
+                    packet.duration = round(Fraction(packet.duration) * packet.time_base / time_base)
+                packet.pts, packet.dts, packet.time_base = int(pts[index]), int(dts[index]), time_base
+                packet.stream = stream
+                index += 1
+                yield packet.dts * time_base, packet
+
+
+def _source_packets(source, copies: dict[int, tuple]) -> Iterator[tuple[Fraction, av.Packet]]:
+    """The input's packets of the copied streams (decoded and re-encoded where needed), keyed by time."""
+    if not copies:
+        return
+    chosen = [source.streams[i] for i in copies]
+    for packet in source.demux(chosen):
+        stream, encoder = copies[packet.stream.index]
+        if encoder is None:
+            if packet.size == 0 or packet.dts is None:
+                continue
+            packet.stream = stream
+            yield packet.dts * packet.time_base, packet
+            continue
+        for frame in packet.decode():
+            frame.pts = None  # the encoder numbers samples itself
+            for encoded in stream.encode(frame):
+                yield (encoded.dts or 0) * encoded.time_base, encoded

@@ -1,0 +1,149 @@
+"""Reading a video with PyAV: what it holds (``probe_video``) and its frames as RGB arrays (``read_frames``).
+
+Every failure (unreadable file, no video stream, a stream that does not decode) is a
+``VideoInputError`` whose message starts with the file's path, so a front end can print it as is.
+Frames keep their own timestamps (``pts`` in the stream's ``time_base``): variable frame rate
+survives, and the encoder writes each output frame at its input frame's time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+# What each frame is converted to for the network; the encoder converts back with the same colorspace.
+RGB_FORMAT = "rgb24"
+
+
+class VideoInputError(ValueError):
+    """An input video that cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class ColourTags:
+    """The colour description of a stream (FFmpeg's enum values; 2 = unspecified, 0 = range unspecified)."""
+
+    primaries: int = 2
+    transfer: int = 2
+    space: int = 2
+    range: int = 0
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What ``probe_video`` found: the first video stream and the streams that are copied beside it."""
+
+    path: Path
+    width: int
+    height: int
+    time_base: Fraction
+    average_rate: Fraction | None
+    frames: int  # as the container states it; 0 when unknown (the reader counts them anyway)
+    duration: float | None  # seconds, of the video stream (None when the container does not say)
+    rotation: int  # degrees counter-clockwise, from the display matrix (0 when absent)
+    colour: ColourTags
+    pix_fmt: str
+    copied_streams: tuple[int, ...]  # indices of the audio / subtitle streams to carry over
+
+    def describe(self) -> str:
+        rate = f"{float(self.average_rate):.3f} fps" if self.average_rate else "unknown fps"
+        count = f"{self.frames} frames" if self.frames else "frame count unknown"
+        return f"{self.path.name}: {self.width}x{self.height} {self.pix_fmt}, {rate}, {count}"
+
+
+def open_input(path: str | Path) -> av.container.InputContainer:
+    """``av.open`` for reading, with a ``VideoInputError`` naming the file when it cannot be opened."""
+    path = Path(path)
+    if not path.is_file():
+        raise VideoInputError(f"{path}: no such file")
+    try:
+        return av.open(str(path), mode="r")
+    except (av.FFmpegError, UnicodeDecodeError) as err:
+        raise VideoInputError(f"{path}: not a readable video ({_reason(err)})") from err
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """The first video stream's size, timing, rotation and colour, read from its first decoded frame.
+
+    Raises ``VideoInputError`` for a missing or unreadable file, a file without a video stream,
+    or a video stream whose first frame does not decode.
+    """
+    path = Path(path)
+    with open_input(path) as container:
+        stream = _video_stream(container, path)
+        first = next(_decode(container, stream, path), None)
+        if first is None:
+            raise VideoInputError(f"{path}: the video stream has no decodable frame")
+        duration = float(stream.duration * stream.time_base) if stream.duration else (
+            container.duration / av.time_base if container.duration else None)
+        copied = tuple(s.index for s in container.streams if s.type in ("audio", "subtitle"))
+        return VideoInfo(path=path, width=first.width, height=first.height, time_base=stream.time_base,
+                         average_rate=stream.average_rate, frames=stream.frames, duration=duration,
+                         rotation=int(round(first.rotation or 0)), colour=_colour(first),
+                         pix_fmt=first.format.name, copied_streams=copied)
+
+
+@dataclass(frozen=True)
+class SourceFrame:
+    """One decoded frame: its position, RGB pixels (H x W x 3 uint8) and time (``pts`` x ``time_base`` s)."""
+
+    index: int
+    rgb: np.ndarray
+    pts: int | None
+    time_base: Fraction
+
+
+def read_frames(info: VideoInfo, start: int = 0) -> Iterator[SourceFrame]:
+    """Every frame of ``info``'s video stream from index ``start`` on, as RGB, in presentation order.
+
+    Frames before ``start`` are decoded but not converted (a resumed run skips them cheaply).
+    """
+    with open_input(info.path) as container:
+        stream = _video_stream(container, info.path)
+        stream.thread_type = "AUTO"
+        for index, frame in enumerate(_decode(container, stream, info.path)):
+            if index < start:
+                continue
+            if (frame.width, frame.height) != (info.width, info.height):
+                raise VideoInputError(f"{info.path}: frame {index} is {frame.width}x{frame.height}, the video "
+                                      f"started at {info.width}x{info.height} (a size change mid-stream)")
+            yield SourceFrame(index, to_rgb(frame), frame.pts, frame.time_base or stream.time_base)
+
+
+def to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as H x W x 3 uint8 RGB, converted with the frame's own colorspace and range."""
+    return frame.to_ndarray(format=RGB_FORMAT, src_colorspace=frame.colorspace or None,
+                            src_color_range=frame.color_range or None)
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+        raise VideoInputError(f"{path}: no video stream (it holds {', '.join(kinds)})")
+    return container.streams.video[0]
+
+
+def _decode(container: av.container.InputContainer, stream, path: Path) -> Iterator[av.VideoFrame]:
+    """Decoded frames of ``stream``; a decoding error becomes a ``VideoInputError`` naming the file."""
+    count = 0
+    try:
+        for frame in container.decode(stream):
+            count += 1
+            yield frame
+    except av.FFmpegError as err:
+        where = f"after {count} frame(s)" if count else "at the first frame"
+        raise VideoInputError(f"{path}: corrupt video stream, decoding failed {where} ({_reason(err)})") from err
+
+
+def _colour(frame: av.VideoFrame) -> ColourTags:
+    return ColourTags(int(frame.color_primaries), int(frame.color_trc), int(frame.colorspace),
+                      int(frame.color_range))
+
+
+def _reason(err: BaseException) -> str:
+    return getattr(err, "strerror", None) or str(err)

@@ -1,0 +1,115 @@
+#!/usr/bin/env python
+"""Upscale a video with an ESRGAN / Real-ESRGAN (or spandrel-supported) model, keeping its sound and timing.
+
+    python scripts/inference_video.py -i clip.mp4 -o clip_x2.mp4 -m realesr-animevideov3-x2
+
+A thin front over ``realesrgan_ext.video`` (``probe_video`` -> ``upscale_video``) with the image
+CLI's model loading and engines (``scripts/inference.py``), so each frame is upscaled exactly as
+that CLI upscales an image. Exit status: 0 written, 2 nothing written (bad arguments, an unreadable
+or corrupt input, an output that cannot be encoded), 130 interrupted (finished segments are kept
+for --resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the image CLI, for its options and model names
+
+from realesrgan_ext.startup import frozen_startup  # noqa: E402
+
+with frozen_startup():
+    import inference as image_cli  # scripts/inference.py: resolve_model and the shared option help
+
+    from realesrgan_ext.inference import DEFAULT_TILE_PAD, PRECISIONS, ModelLoadError, load_model
+    from realesrgan_ext.inference.engines import BACKENDS, make_upscaler
+    from realesrgan_ext.video import (
+        DEFAULT_BATCH,
+        DEFAULT_CODEC,
+        DEFAULT_CRF,
+        DEFAULT_SEGMENT_FRAMES,
+        VideoEncodeError,
+        VideoInputError,
+        encode_settings,
+        probe_video,
+        upscale_video,
+        work_folder_for,
+    )
+    from realesrgan_ext.video.pipeline import auto_tile
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    image = {a.dest: a for a in image_cli.build_parser()._actions}
+    p.add_argument("-i", "--input", required=True, help="a video file (any container and codec FFmpeg reads)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output video; its suffix picks the container (.mp4, .mkv, .mov...)")
+    p.add_argument("-m", "--model", required=True, help=image["model"].help)
+    p.add_argument("--outscale", type=float, default=None, help=image["outscale"].help)
+    p.add_argument("--tile", type=int, default=0,
+                   help="tile side in input px; 0 = automatic: the whole frame for a compact "
+                        "(realesr-animevideov3) model up to 1920x1088, else as the image CLI")
+    p.add_argument("--tile-pad", type=int, default=DEFAULT_TILE_PAD, help=image["tile_pad"].help)
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help=image["precision"].help)
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help=image["backend"].help)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--codec", default=None, help=f"video encoder (default {DEFAULT_CODEC}, yuv420p)")
+    p.add_argument("--crf", type=int, default=None,
+                   help=f"constant rate factor for encoders that take one (default {DEFAULT_CRF}; lower is better)")
+    p.add_argument("--lossless", action="store_true", help="FFV1 in RGB, every upscaled pixel kept exactly (.mkv)")
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="frames per network call")
+    p.add_argument("--segment-frames", type=int, default=DEFAULT_SEGMENT_FRAMES,
+                   help="frames per resumable segment (what an interruption can lose)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run of the same command from its last finished segment")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = encode_settings(args.codec, args.crf, args.lossless)
+        info = probe_video(args.input)
+        model = load_model(image_cli.resolve_model(args.model))
+        tile = args.tile or auto_tile(model, info.width, info.height)
+        upscaler = make_upscaler(model, args.backend, args.precision, args.device, tile=tile,
+                                 tile_pad=args.tile_pad)
+    except (VideoInputError, VideoEncodeError, ModelLoadError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        for note in upscaler.engine.notes:
+            print(f"note: passed over {note}", file=sys.stderr)
+        print(f"{info.describe()}\n{upscaler}\nencoding: {settings.describe()}", file=sys.stderr)
+    run = {"model": str(Path(model.source).resolve()) if model.source != "<state dict>" else args.model,
+           "tile": upscaler.tile, "tile_pad": args.tile_pad, "precision": args.precision,
+           "engine": upscaler.engine.describe() if upscaler.engine else None}
+    signal.signal(signal.SIGTERM, _interrupt)  # a kill ends like Ctrl-C: no output, segments kept
+    try:
+        result = upscale_video(info, args.output, upscaler, settings, args.outscale, args.batch,
+                               args.segment_frames, args.resume, run, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: no output written; finished segments are kept in {work_folder_for(Path(args.output))}"
+              f" (run the same command with --resume to continue)", file=sys.stderr)
+        return 130
+    except (VideoInputError, VideoEncodeError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(result.summary())
+    return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())

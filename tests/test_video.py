@@ -1,0 +1,176 @@
+"""Video upscaling (realesrgan_ext.video, scripts/inference_video.py) on tiny clips made here with sound."""
+
+import importlib.util
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
+from realesrgan_ext.inference import Upscaler, load_model
+from realesrgan_ext.video import encode_settings, probe_video, read_frames, upscale_video, work_folder_for
+from realesrgan_ext.video.mux import decode_times
+from realesrgan_ext.video.pipeline import temporary_output
+from realesrgan_ext.video.sample_clip import make_sample_clip
+
+REPO = Path(__file__).resolve().parents[1]
+TILE, TILE_PAD = 16, 4  # smaller than the 32x24 frames: the tiled, cross-faded path runs, in batches
+
+
+def load_cli():
+    spec = importlib.util.spec_from_file_location("inference_video_cli", REPO / "scripts" / "inference_video.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny_x4.pth"
+    torch.save({"params_ema": RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, scale=4).state_dict()}, path)
+    return path
+
+
+def decoded(path):
+    """(RGB frames, pts, time base, stream types, rotation, average rate) of a video file."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = list(container.decode(stream))
+        return ([f.to_ndarray(format="rgb24") for f in frames], [f.pts for f in frames], stream.time_base,
+                sorted(s.type for s in container.streams), frames[0].rotation, stream.average_rate)
+
+
+def image_cli_frames(model_path, clip):
+    """What the image path (Upscaler, tile TILE, PyTorch) makes of each frame of ``clip``."""
+    upscaler = Upscaler(load_model(model_path), tile=TILE, tile_pad=TILE_PAD, precision="fp32", device="cpu")
+    return [upscaler.upscale(frame.rgb) for frame in read_frames(probe_video(clip))]
+
+
+def test_batches_equal_single_images(model_path, one_torch_thread):
+    upscaler = Upscaler(load_model(model_path), tile=TILE, tile_pad=TILE_PAD, precision="fp32", device="cpu")
+    frames = np.random.default_rng(0).integers(0, 256, (3, 20, 36, 3), dtype=np.uint8)
+    batch = upscaler.upscale_batch(frames)
+    assert batch.shape == (3, 80, 144, 3)
+    for image, result in zip(frames, batch, strict=True):
+        np.testing.assert_array_equal(result, upscaler.upscale(image))
+    resized = upscaler.upscale_batch(frames, outscale=1.5)
+    np.testing.assert_array_equal(resized[1], upscaler.upscale(frames[1], outscale=1.5))
+
+
+def test_lossless_frames_equal_the_image_path_with_sound_and_timing(tmp_path, model_path, one_torch_thread):
+    clip = make_sample_clip(tmp_path / "clip.mp4", frames=7, width=32, height=24, fps=12)
+    out = tmp_path / "up.mkv"
+    argv = ["-i", str(clip), "-o", str(out), "-m", str(model_path), "--backend", "pytorch", "--tile", str(TILE),
+            "--tile-pad", str(TILE_PAD),
+            "--lossless", "--batch", "3", "--segment-frames", "4", "--quiet"]
+    assert load_cli().main(argv) == 0
+    frames, pts, time_base, types, _, rate = decoded(out)
+    _, in_pts, in_time_base, in_types, _, in_rate = decoded(clip)
+    assert len(frames) == 7 and types == in_types == ["audio", "video"]
+    # each frame at its input time, to MKV's millisecond; MKV holds no negative times, so all streams
+    # may start later by the AAC priming delay (about 21 ms), as FFmpeg's own remux does
+    times, in_times = [float(p * time_base) for p in pts], [float(p * in_time_base) for p in in_pts]
+    assert [t - times[0] for t in times] == pytest.approx([t - in_times[0] for t in in_times], abs=1e-3)
+    assert 0 <= times[0] < 0.05
+    assert rate == in_rate == 12
+    for got, want in zip(frames, image_cli_frames(model_path, clip), strict=True):
+        np.testing.assert_array_equal(got, want)
+    with av.open(str(out)) as up, av.open(str(clip)) as source:
+        assert abs(up.duration - source.duration) <= 0.05 * av.time_base
+        assert up.streams.audio[0].codec_context.name == "aac"
+    assert not work_folder_for(out).exists() and not temporary_output(out).exists()
+
+
+def test_h264_keeps_variable_frame_rate_rotation_colour_and_subtitles(tmp_path, model_path, one_torch_thread):
+    times = [0.0, 0.1, 0.15, 0.4, 0.5]
+    clip = make_sample_clip(tmp_path / "vfr.mkv", frames=5, width=32, height=24, frame_times=times,
+                            rotation=90, subtitle="hello", colorspace=1)
+    info = probe_video(clip)
+    upscaler = Upscaler(load_model(model_path), tile=TILE, tile_pad=TILE_PAD, precision="fp32", device="cpu")
+    for suffix in (".mkv", ".mp4"):
+        out = tmp_path / f"up{suffix}"
+        result = upscale_video(info, out, upscaler, encode_settings(), batch=2, segment_frames=2, progress=False)
+        frames, pts, time_base, types, rotation, _ = decoded(out)
+        assert [float(p * time_base - pts[0] * time_base) for p in pts] == pytest.approx(times)
+        assert 0 <= pts[0] * time_base < 0.05
+        assert frames[0].shape == (96, 128, 3) and rotation == 90
+        probed = probe_video(out)
+        assert (probed.colour.space, probed.colour.range, probed.pix_fmt) == (1, 1, "yuv420p")
+        if suffix == ".mkv":
+            assert types == ["audio", "subtitle", "video"] and not result.notes
+        else:  # MP4 holds no SRT: left out, and said so
+            assert types == ["audio", "video"] and "subtitle stream 2 (srt) left out" in result.notes[0]
+
+
+class Interrupting:
+    """An upscaler that raises KeyboardInterrupt (Ctrl-C) on its ``calls``-th batch."""
+
+    def __init__(self, upscaler, calls):
+        self.upscaler, self.calls = upscaler, calls
+
+    def __getattr__(self, name):
+        return getattr(self.upscaler, name)
+
+    def upscale_batch(self, images, outscale=None):
+        self.calls -= 1
+        if self.calls == 0:
+            raise KeyboardInterrupt
+        return self.upscaler.upscale_batch(images, outscale)
+
+
+def test_resume_after_an_interruption_gives_the_same_output(tmp_path, model_path, one_torch_thread):
+    clip = make_sample_clip(tmp_path / "clip.mp4", frames=9, width=32, height=24)
+    info = probe_video(clip)
+    upscaler = Upscaler(load_model(model_path), tile=TILE, tile_pad=TILE_PAD, precision="fp32", device="cpu")
+    options = {"settings": encode_settings(lossless=True), "batch": 2, "segment_frames": 2, "progress": False}
+    whole = upscale_video(info, tmp_path / "whole.mkv", upscaler, **options)
+    out = tmp_path / "resumed.mkv"
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(info, out, Interrupting(upscaler, 4), **options)
+    assert not out.exists() and not temporary_output(out).exists()
+    assert (work_folder_for(out) / "00000.nut").is_file()
+    resumed = upscale_video(info, out, upscaler, resume=True, **options)
+    assert whole.frames == resumed.frames == 9 and 2 <= resumed.resumed_frames < 9
+    assert "resuming after" in resumed.notes[0]
+    for got, want in zip(decoded(out)[0], decoded(tmp_path / "whole.mkv")[0], strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_bad_inputs_exit_2_naming_the_file(tmp_path, model_path, one_torch_thread, capsys):
+    cli = load_cli()
+    audio_only = tmp_path / "tone.m4a"
+    with av.open(str(audio_only), "w") as container:  # a file with sound but no video stream
+        stream = container.add_stream("aac", rate=48000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 48000, 0
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    clip = make_sample_clip(tmp_path / "good.mp4", frames=6, width=32, height=24, audio=False)
+    raw = clip.read_bytes()
+    noise = np.random.default_rng(0).integers(0, 256, len(raw) // 3, dtype=np.uint8).tobytes()
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(raw[: len(raw) // 3] + noise + raw[len(raw) // 3 + len(noise):])
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    cases = {audio_only: "no video stream", corrupt: "corrupt video stream", text: "not a readable video",
+             tmp_path / "missing.mp4": "no such file"}
+    for path, reason in cases.items():
+        argv = ["-i", str(path), "-o", str(tmp_path / "out.mp4"), "-m", str(model_path), "--quiet"]
+        assert cli.main(argv) == 2, path
+        err = capsys.readouterr().err
+        assert f"error: {path}:" in err and reason in err, err
+    odd = ["-i", str(clip), "-o", str(tmp_path / "odd.mp4"), "-m", str(model_path), "--backend", "pytorch",
+           "--outscale", "1.375", "--quiet"]  # 44x33: yuv420p needs even sizes
+    assert cli.main(odd) == 2
+    assert "would be 44x33" in capsys.readouterr().err and not (tmp_path / "odd.mp4").exists()
+
+
+def test_decode_times_rise_and_never_pass_pts():
+    pts = np.array([0, 3, 1, 2, 6, 4, 5, 7], np.int64) * 10  # decoding order with B-frames
+    dts = decode_times(pts)
+    assert np.all(np.diff(dts) > 0) and np.all(dts <= pts)
+    assert dts.tolist() == [-10, 0, 10, 20, 30, 40, 50, 60]
+    assert decode_times(np.array([5, 9], np.int64)).tolist() == [5, 9]
