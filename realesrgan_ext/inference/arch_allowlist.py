@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from realesrgan_ext.inference.checkpoint_structure import short_repr
+
 _CHANNELS = (1, 4)  # gray, RGB, RGBA
 _SCALE = (1, 8)
 
@@ -40,6 +42,7 @@ ALLOWED_ARCHS: dict[str, ArchLimits] = {
                                           "num_feat": (1, 256), "num_conv": (1, 64)}),
 }
 PLAIN_TYPES = (str, bool, type(None))
+MAX_PROBLEMS_SHOWN = 5
 
 
 class ArchRecordError(ValueError):
@@ -51,8 +54,8 @@ def check_arch_record(record: Mapping[str, Any], source: str, default_type: str 
     arch_type = record.get("type", default_type)
     limits = ALLOWED_ARCHS.get(arch_type) if isinstance(arch_type, str) else None
     if limits is None:
-        raise ArchRecordError(f"{source}: its 'arch' record names {arch_type!r}; a checkpoint may only ask for "
-                              f"{', '.join(sorted(ALLOWED_ARCHS))} (refused, nothing was built)")
+        raise ArchRecordError(f"{source}: its 'arch' record names {short_repr(arch_type)}; a checkpoint may only "
+                              f"ask for {', '.join(sorted(ALLOWED_ARCHS))} (refused, nothing was built)")
     problems = []
     for key, value in record.items():
         if key == "type":
@@ -60,9 +63,15 @@ def check_arch_record(record: Mapping[str, Any], source: str, default_type: str 
         if key in limits.bounds:
             low, high = limits.bounds[key]
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                problems.append(f"{key}={value!r} (allowed: an integer {low}..{high})")
+                problems.append(f"{_name(key)}={short_repr(value, 60)} (allowed: an integer {low}..{high})")
         elif not isinstance(value, PLAIN_TYPES):
-            problems.append(f"{key} is a {type(value).__name__} (allowed: a string, a bool or None)")
+            problems.append(f"{_name(key)} is a {type(value).__name__} (allowed: a string, a bool or None)")
     if problems:
-        raise ArchRecordError(f"{source}: its 'arch' record asks for {arch_type} with " + "; ".join(problems)
-                              + " (refused, nothing was built)")
+        shown = "; ".join(problems[:MAX_PROBLEMS_SHOWN])
+        more = f"; and {len(problems) - MAX_PROBLEMS_SHOWN} more" if len(problems) > MAX_PROBLEMS_SHOWN else ""
+        raise ArchRecordError(f"{source}: its 'arch' record asks for {arch_type} with {shown}{more} "
+                              "(refused, nothing was built)")
+
+
+def _name(key: Any) -> str:
+    return key if isinstance(key, str) and len(key) <= 60 else short_repr(key, 60)

@@ -23,7 +23,11 @@ facts the inference engine needs (scale, channels, input size multiple, fp16/bf1
   Compact, old-style ``model.N`` ESRGAN, ...). Nothing is ever downloaded.
 * Security: ``.pth`` files are read with ``torch.load(weights_only=True)``. A pickle that
   references anything but tensors and plain containers is refused with ``UnsafeCheckpointError``
-  naming the file; nothing in it is executed.
+  naming the file; nothing in it is executed. What a file declares is bounded (``Limits``)
+  before it is inflated, walked or built: its zip entries' sizes (``model_size``), the
+  nesting of its containers (``checkpoint_structure``), the elements of its weights and of the
+  network built from them; over a limit, ``ModelTooLargeError``. Every error is a
+  ``ModelLoadError`` whose message names the file.
 """
 
 from __future__ import annotations
@@ -40,7 +44,11 @@ from torch import nn
 
 from realesrgan_ext.archs.rrdb_arch import UNSHUFFLE_FACTOR, RRDBGenerator
 from realesrgan_ext.inference.arch_allowlist import ArchRecordError, check_arch_record
+from realesrgan_ext.inference.checkpoint_structure import check_structure, short_repr, short_text
+from realesrgan_ext.inference.model_errors import ModelLoadError, ModelTooLargeError, UnsafeCheckpointError
+from realesrgan_ext.inference.model_size import build_budget, check_checkpoint_file, check_weights
 from realesrgan_ext.inference.resized_output import with_resized_output
+from realesrgan_ext.limits import Limits
 
 # Wrapper keys tried in order; the first one holding a dict of tensors is the state dict.
 STATE_DICT_KEYS = ("params_ema", "params", "state_dict", "model", "net")
@@ -65,14 +73,8 @@ _RRDB_REQUIRED = ("conv_first.weight", "body.0.rdb1.conv1.weight", "conv_body.we
                   "conv_last.weight")
 # conv_first input channels / conv_last output channels -> scale (pixel-unshuffle by 4 / 2 / none)
 _UNSHUFFLE_RATIO_TO_SCALE = {UNSHUFFLE_FACTOR[s] ** 2: s for s in (1, 2, 4)}
-
-
-class ModelLoadError(ValueError):
-    """A checkpoint that cannot be turned into a model; the message names the file and what to do."""
-
-
-class UnsafeCheckpointError(ModelLoadError):
-    """A pickle that would import or call something other than tensors (it could run code)."""
+__all__ = ["LoadedModel", "ModelLoadError", "ModelTooLargeError", "UnsafeCheckpointError", "extract_state_dict",
+           "infer_rrdb_settings", "load_model", "read_checkpoint"]
 
 
 @dataclass
@@ -110,7 +112,8 @@ class LoadedModel:
 
     def describe(self) -> str:
         """One line for logs, e.g. ``RRDB x4 3->3 ch (num_block=23, ...) from RealESRGAN_x4plus.pth``."""
-        extra = ", ".join(f"{k}={v}" for k, v in self.settings.items() if k not in ("scale",))
+        extra = ", ".join(f"{k}={short_text(v, 40) if isinstance(v, str) else short_repr(v, 40)}"
+                          for k, v in self.settings.items() if k not in ("scale",))
         extra = f" ({extra})" if extra else ""
         return f"{self.name} x{self.scale} {self.in_channels}->{self.out_channels} ch{extra} from {self.source}"
 
@@ -128,73 +131,87 @@ class _SpandrelModule(nn.Module):
         return self._descriptor(x)
 
 
-def load_model(source: str | Path | Mapping[str, Any], settings: Mapping[str, Any] | None = None) -> LoadedModel:
+def load_model(source: str | Path | Mapping[str, Any], settings: Mapping[str, Any] | None = None,
+               limits: Limits | None = None) -> LoadedModel:
     """Load a checkpoint file or a state dict (see the module docstring for what is accepted).
 
     Args:
         source: a ``.pth``/``.pt``/``.ckpt``/``.safetensors`` path, or a (possibly wrapped) state dict.
         settings: RRDBGenerator arguments overriding the inferred ones, e.g. ``{"scale": 2}``;
             only for RRDB checkpoints.
+        limits: bounds on what the checkpoint may declare (default: ``Limits.from_env()``).
 
     Raises:
         UnsafeCheckpointError: the pickle references code; it was not executed.
+        ModelTooLargeError: the file declares more than ``limits`` allow; nothing was built.
         ModelLoadError: unreadable file, unknown architecture, or weights that do not fit.
     """
+    limits = limits or Limits.from_env()
     name = str(source) if isinstance(source, (str, Path)) else IN_MEMORY
-    raw = read_checkpoint(source) if isinstance(source, (str, Path)) else source
+    raw = read_checkpoint(source, limits) if isinstance(source, (str, Path)) else source
+    check_structure(raw, name, limits)
     state = extract_state_dict(raw, name)
+    check_weights(state, name, limits)
     state = _rename_esrgan_2019(state)
     recorded = raw.get("arch") if isinstance(raw, Mapping) else None
-    if isinstance(recorded, Mapping):
-        try:  # only our generator classes, with bounded sizes
-            check_arch_record(recorded, name, default_type=RRDB_TYPES[0])
-        except ArchRecordError as err:
-            raise ModelLoadError(str(err)) from err
-        opts = {k: v for k, v in recorded.items() if k != "type"}
-        arch_type = recorded.get("type", RRDB_TYPES[0])
-        if arch_type == COMPACT_TYPE:
-            loaded = _load_compact({**opts, **(settings or {})}, state, name)
-            resize = raw.get("resize_output")
-            return loaded if resize is None else with_resized_output(loaded, resize, name)
-        if arch_type not in RRDB_TYPES:
-            return _load_registered(str(arch_type), {**opts, **(settings or {})}, state, name)
-        settings = {**opts, **(settings or {})}
-    if all(k in state for k in _RRDB_REQUIRED):
-        return _load_rrdb(state, name, settings)
-    if settings:
-        raise ModelLoadError(f"{name}: explicit settings are only supported for RRDB checkpoints "
-                             f"(its keys are not RRDB's: {_key_sample(state)})")
-    return _load_spandrel(state, name)
+    with build_budget(name, limits, state):
+        if isinstance(recorded, Mapping):
+            return _load_recorded(raw, recorded, state, name, settings)
+        if all(k in state for k in _RRDB_REQUIRED):
+            return _load_rrdb(state, name, settings)
+        if settings:
+            raise ModelLoadError(f"{name}: explicit settings are only supported for RRDB checkpoints "
+                                 f"(its keys are not RRDB's: {_key_sample(state)})")
+        return _load_spandrel(state, name)
 
 
-def read_checkpoint(path: str | Path) -> Mapping[str, Any]:
-    """Read a checkpoint file without running any code from it."""
+def _load_recorded(raw: Mapping[str, Any], recorded: Mapping[str, Any], state: dict[str, torch.Tensor], name: str,
+                   settings: Mapping[str, Any] | None) -> LoadedModel:
+    """A checkpoint whose ``'arch'`` record names the class and options (checked against the allowlist)."""
+    try:  # only our generator classes, with bounded sizes
+        check_arch_record(recorded, name, default_type=RRDB_TYPES[0])
+    except ArchRecordError as err:
+        raise ModelLoadError(str(err)) from err
+    opts = {k: v for k, v in recorded.items() if k != "type"}
+    arch_type = recorded.get("type", RRDB_TYPES[0])
+    if arch_type == COMPACT_TYPE:
+        loaded = _load_compact({**opts, **(settings or {})}, state, name)
+        resize = raw.get("resize_output")
+        return loaded if resize is None else with_resized_output(loaded, resize, name)
+    if arch_type not in RRDB_TYPES:
+        return _load_registered(str(arch_type), {**opts, **(settings or {})}, state, name)
+    return _load_rrdb(state, name, {**opts, **(settings or {})})
+
+
+def read_checkpoint(path: str | Path, limits: Limits | None = None) -> Mapping[str, Any]:
+    """Read a checkpoint file without running any code from it, after bounding what it inflates to."""
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"{path}: no such model file")
     suffix = path.suffix.lower()
+    if suffix not in PTH_SUFFIXES + (SAFETENSORS_SUFFIX,):
+        raise ModelLoadError(f"{path}: unknown model file type {short_repr(suffix)}; expected one of "
+                             f"{', '.join(PTH_SUFFIXES + (SAFETENSORS_SUFFIX,))}")
+    check_checkpoint_file(path, limits or Limits.from_env())
     if suffix == SAFETENSORS_SUFFIX:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
             return load_file(str(path), device="cpu")
-        except SafetensorError as err:
-            raise ModelLoadError(f"{path}: not a valid safetensors file ({err})") from err
-    if suffix not in PTH_SUFFIXES:
-        raise ModelLoadError(f"{path}: unknown model file type {suffix!r}; expected one of "
-                             f"{', '.join(PTH_SUFFIXES + (SAFETENSORS_SUFFIX,))}")
+        except (SafetensorError, OSError, ValueError) as err:
+            raise ModelLoadError(f"{path}: not a valid safetensors file ({short_text(str(err), 200)})") from err
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        detail = next((line.strip() for line in str(err).splitlines() if "GLOBAL" in line or "global" in line),
-                      str(err).splitlines()[0] if str(err) else type(err).__name__)
+        detail = _unpickler_reason(str(err)) or type(err).__name__
         raise UnsafeCheckpointError(
             f"{path}: refused to load: the checkpoint pickles Python objects other than tensors and "
-            f"plain containers, and unpickling them could run arbitrary code ({detail}). Nothing from it "
-            f"was executed. If you trust its origin, re-save only its weights, e.g. as .safetensors.") from err
-    except (RuntimeError, EOFError, OSError) as err:
-        raise ModelLoadError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
+            f"plain containers, and unpickling them could run arbitrary code ({short_text(detail)}). Nothing "
+            f"from it was executed. If you trust its origin, re-save only its weights, e.g. as .safetensors.") from err
+    except Exception as err:  # noqa: BLE001  (damaged files fail anywhere inside torch.load, with any type)
+        reason = short_text(str(err).splitlines()[0] if str(err) else type(err).__name__, 200)
+        raise ModelLoadError(f"{path}: not a readable PyTorch checkpoint ({reason})") from err
 
 
 def extract_state_dict(checkpoint: Mapping[str, Any], source: str = "<state dict>") -> dict[str, torch.Tensor]:
@@ -205,10 +222,12 @@ def extract_state_dict(checkpoint: Mapping[str, Any], source: str = "<state dict
     """
     if not isinstance(checkpoint, Mapping):
         raise ModelLoadError(f"{source}: expected a dict of tensors, got {type(checkpoint).__name__}")
+    _check_keys(checkpoint, source)
     state: Mapping[str, Any] = checkpoint
     for key in STATE_DICT_KEYS:
         inner = checkpoint.get(key)
         if isinstance(inner, Mapping) and _has_tensors(inner):
+            _check_keys(inner, source)
             state = inner
             break
         flat = {k[len(key) + 1:]: v for k, v in checkpoint.items() if k.startswith(f"{key}.")}
@@ -272,13 +291,14 @@ def _load_rrdb(state: dict[str, torch.Tensor], source: str, settings: Mapping[st
         with torch.device("meta"):  # no random init of weights that are loaded next (seconds for x4plus)
             module = RRDBGenerator(**merged)
     except (TypeError, ValueError) as err:
-        raise ModelLoadError(f"{source}: bad RRDB settings {merged}: {err}") from err
+        raise ModelLoadError(f"{source}: bad RRDB settings {short_repr(merged)}: {short_text(str(err))}") from err
     try:
         # assign: the parameters become these tensors (copies of a caller's in-memory state dict)
         owned = state if isinstance(source, str) and source != IN_MEMORY else {k: v.clone() for k, v in state.items()}
         module.load_state_dict(owned, strict=True, assign=True)
     except RuntimeError as err:
-        raise ModelLoadError(f"{source}: weights do not fit RRDBGenerator({merged}): {err}") from err
+        raise ModelLoadError(f"{source}: weights do not fit RRDBGenerator({short_repr(merged)}): "
+                             f"{short_text(str(err), 300)}") from err
     module.float().eval().requires_grad_(False)
     return LoadedModel(module=module, name="RRDB", scale=module.scale, in_channels=module.num_in_ch,
                        out_channels=module.num_out_ch, size_multiple=module.size_multiple,
@@ -293,7 +313,8 @@ def _load_compact(opts: dict[str, Any], state: dict[str, torch.Tensor], source: 
         module = Compact(**opts)
         module.load_state_dict(state, strict=True)
     except (TypeError, ValueError, RuntimeError) as err:
-        raise ModelLoadError(f"{source}: weights do not fit {COMPACT_TYPE}({opts}): {err}") from err
+        raise ModelLoadError(f"{source}: weights do not fit {COMPACT_TYPE}({short_repr(opts)}): "
+                             f"{short_text(str(err), 300)}") from err
     module.eval().requires_grad_(False)
     return LoadedModel(module=module, name=COMPACT_TYPE, scale=module.upscale, in_channels=module.num_in_ch,
                        out_channels=module.num_out_ch, source=source, settings=dict(opts))
@@ -313,7 +334,8 @@ def _load_registered(arch_type: str, opts: dict[str, Any], state: dict[str, torc
         module = archs[arch_type](**opts)
         module.load_state_dict(state, strict=True)
     except (TypeError, ValueError, RuntimeError) as err:
-        raise ModelLoadError(f"{source}: weights do not fit {arch_type}({opts}): {err}") from err
+        raise ModelLoadError(f"{source}: weights do not fit {arch_type}({short_repr(opts)}): "
+                             f"{short_text(str(err), 300)}") from err
     scale = getattr(module, "scale", opts.get("scale", opts.get("upscale")))
     in_ch = getattr(module, "num_in_ch", opts.get("num_in_ch"))
     out_ch = getattr(module, "num_out_ch", opts.get("num_out_ch"))
@@ -333,6 +355,12 @@ def _load_spandrel(state: dict[str, torch.Tensor], source: str) -> LoadedModel:
     except UnsupportedModelError as err:
         raise ModelLoadError(f"{source}: unknown architecture: neither RRDB keys nor one spandrel recognises "
                              f"(keys: {_key_sample(state)})") from err
+    except ModelLoadError:
+        raise
+    except Exception as err:  # noqa: BLE001  (spandrel recognised the keys; damaged weights fail with any type)
+        reason = short_text(str(err).splitlines()[0] if str(err) else "", 200)
+        raise ModelLoadError(f"{source}: looks like a model spandrel knows, but its weights do not fit it "
+                             f"(damaged or edited checkpoint: {type(err).__name__}: {reason})") from err
     if not isinstance(descriptor, ImageModelDescriptor):
         raise ModelLoadError(f"{source}: {descriptor.architecture.name} is a {descriptor.purpose} model, "
                              "not a single-image super-resolution/restoration model")
@@ -361,10 +389,26 @@ def _rename_esrgan_2019(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return renamed
 
 
+def _unpickler_reason(text: str) -> str:
+    """The line of torch's weights-only error that says what was refused (a GLOBAL, an opcode)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    named = [line for line in lines if "GLOBAL" in line or "global" in line or "Unsupported" in line]
+    return (named or lines or [""])[0]
+
+
 def _has_tensors(d: Mapping[str, Any]) -> bool:
     return any(isinstance(v, torch.Tensor) for v in d.values())
 
 
 def _key_sample(d: Mapping[str, Any], n: int = 6) -> str:
     keys = list(d)
-    return ", ".join(map(str, keys[:n])) + (f", ... ({len(keys)} keys)" if len(keys) > n else "")
+    return ", ".join(short_repr(k, 60).strip("'") for k in keys[:n]) + \
+        (f", ... ({len(keys)} keys)" if len(keys) > n else "")
+
+
+def _check_keys(d: Mapping[Any, Any], source: str) -> None:
+    """Refuse a dict with a key that is not a string (state dicts and checkpoints are keyed by names)."""
+    odd = next((k for k in d if not isinstance(k, str)), None)
+    if odd is not None:
+        raise ModelLoadError(f"{source}: has a key that is not a string ({short_repr(odd, 60)}, a "
+                             f"{type(odd).__name__}); a checkpoint's keys are names")

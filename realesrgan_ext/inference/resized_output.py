@@ -16,7 +16,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from realesrgan_ext.inference.checkpoint_structure import short_repr
+from realesrgan_ext.inference.model_errors import ModelLoadError
+
 RESIZE_MODES = ("bicubic",)
+RESIZE_KEYS = ("mode", "scale")
 
 
 class ResizedOutput(nn.Module):
@@ -35,14 +39,27 @@ class ResizedOutput(nn.Module):
         return F.interpolate(out, size=(height * self.scale, width * self.scale), mode=self.mode, align_corners=False)
 
 
-def with_resized_output(loaded: Any, spec: Mapping[str, Any], source: str) -> Any:
+def with_resized_output(loaded: Any, spec: Any, source: str) -> Any:
     """A ``LoadedModel`` whose module is wrapped in ``ResizedOutput`` as ``spec`` (a checkpoint's
-    ``resize_output``: ``{'mode': 'bicubic', 'scale': 2}``) says."""
-    from realesrgan_ext.inference.model_loader import ModelLoadError
-
-    try:
-        module = ResizedOutput(loaded.module, loaded.scale, int(spec["scale"]), str(spec.get("mode", "bicubic")))
-    except (KeyError, TypeError, ValueError) as err:
-        raise ModelLoadError(f"{source}: bad 'resize_output' record {dict(spec)}: {err}") from err
+    ``resize_output``: ``{'mode': 'bicubic', 'scale': 2}``) says; any other record is refused."""
+    problem = resize_spec_problem(spec, loaded.scale)
+    if problem:
+        raise ModelLoadError(f"{source}: bad 'resize_output' record {short_repr(spec)}: {problem}")
+    module = ResizedOutput(loaded.module, loaded.scale, spec["scale"], spec.get("mode", "bicubic"))
     return replace(loaded, module=module.eval(), scale=module.scale,
                    settings={**loaded.settings, "resize_output": dict(spec)})
+
+
+def resize_spec_problem(spec: Any, net_scale: int) -> str | None:
+    """What is wrong with a ``resize_output`` record for a x``net_scale`` network, or None."""
+    if not isinstance(spec, Mapping):
+        return f"expected a dict like {{'mode': 'bicubic', 'scale': 2}}, got a {type(spec).__name__}"
+    unknown = [k for k in spec if k not in RESIZE_KEYS]
+    if unknown:
+        return f"unknown key {short_repr(unknown[0], 40)} (allowed: {', '.join(RESIZE_KEYS)})"
+    scale, mode = spec.get("scale"), spec.get("mode", "bicubic")
+    if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale < net_scale:
+        return f"scale must be an integer from 1 to {net_scale - 1} (the x{net_scale} output is made smaller)"
+    if mode not in RESIZE_MODES:
+        return f"mode must be one of {RESIZE_MODES}"
+    return None

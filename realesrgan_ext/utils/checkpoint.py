@@ -49,8 +49,11 @@ def checkpoint_problem(state_path: Path, network_paths: list[Path]) -> str | Non
             content = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # any unreadable file means: fall back to an older checkpoint
             return f"{path} cannot be loaded ({type(error).__name__}: {str(error).splitlines()[0][:120]})"
-        if not isinstance(content, dict) or any(key not in content for key in needed):
-            return f"{path} lacks {[k for k in needed if k not in content]}"
+        if not isinstance(content, dict):
+            return f"{path} holds a {type(content).__name__}, not a dict of {', '.join(needed)}"
+        missing = [key for key in needed if key not in content]
+        if missing:
+            return f"{path} lacks {missing}"
     return None
 
 
