@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the image CLI, for i
 from realesrgan_ext.startup import frozen_startup  # noqa: E402
 
 with frozen_startup():
-    import inference as image_cli  # scripts/inference.py: resolve_model and the shared option help
+    import inference as image_cli  # scripts/inference.py: model loading (names, --blend) and the shared option help
 
-    from realesrgan_ext.inference import DEFAULT_TILE_PAD, PRECISIONS, ModelLoadError, load_model
+    from realesrgan_ext.inference import DEFAULT_TILE_PAD, PRECISIONS, ModelLoadError
     from realesrgan_ext.inference.engines import BACKENDS, make_upscaler
     from realesrgan_ext.video import (
         DEFAULT_BATCH,
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True,
                    help="output video; its suffix picks the container (.mp4, .mkv, .mov...)")
     p.add_argument("-m", "--model", required=True, help=image["model"].help)
+    p.add_argument("--blend", metavar="MODEL:ALPHA", help=image["blend"].help)
     p.add_argument("--outscale", type=float, default=None, help=image["outscale"].help)
     p.add_argument("--tile", type=int, default=0,
                    help="tile side in input px; 0 = automatic: the whole frame for a compact "
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = encode_settings(args.codec, args.crf, args.lossless)
         info = probe_video(args.input)
-        model = load_model(image_cli.resolve_model(args.model))
+        model = image_cli.load_chosen_model(args.model, args.blend)
         tile = args.tile or auto_tile(model, info.width, info.height)
         upscaler = make_upscaler(model, args.backend, args.precision, args.device, tile=tile,
                                  tile_pad=args.tile_pad)
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         for note in upscaler.engine.notes:
             print(f"note: passed over {note}", file=sys.stderr)
         print(f"{info.describe()}\n{upscaler}\nencoding: {settings.describe()}", file=sys.stderr)
-    run = {"model": str(Path(model.source).resolve()) if model.source != "<state dict>" else args.model,
+    run = {"model": str(Path(model.source).resolve()) if Path(model.source).is_file() else args.model,
+           "blend": args.blend,
            "tile": upscaler.tile, "tile_pad": args.tile_pad, "precision": args.precision,
            "engine": upscaler.engine.describe() if upscaler.engine else None}
     signal.signal(signal.SIGTERM, _interrupt)  # a kill ends like Ctrl-C: no output, segments kept

@@ -84,6 +84,19 @@ def test_lossless_frames_equal_the_image_path_with_sound_and_timing(tmp_path, mo
     assert not work_folder_for(out).exists() and not temporary_output(out).exists()
 
 
+def test_blend_reuses_the_image_cli_blending(tmp_path, model_path, one_torch_thread):
+    other = tmp_path / "other.pth"
+    torch.manual_seed(1)
+    torch.save({"params_ema": RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, scale=4).state_dict()}, other)
+    clip = make_sample_clip(tmp_path / "clip.mp4", frames=2, width=32, height=24, audio=False)
+    out = tmp_path / "blended.mkv"
+    argv = ["-i", str(clip), "-o", str(out), "-m", str(model_path), "--blend", f"{other}:1", "--backend", "pytorch",
+            "--tile", str(TILE), "--tile-pad", str(TILE_PAD), "--lossless", "--quiet"]
+    assert load_cli().main(argv) == 0
+    for got, want in zip(decoded(out)[0], image_cli_frames(other, clip), strict=True):  # alpha 1: all the other
+        np.testing.assert_array_equal(got, want)
+
+
 def test_h264_keeps_variable_frame_rate_rotation_colour_and_subtitles(tmp_path, model_path, one_torch_thread):
     times = [0.0, 0.1, 0.15, 0.4, 0.5]
     clip = make_sample_clip(tmp_path / "vfr.mkv", frames=5, width=32, height=24, frame_times=times,
