@@ -20,7 +20,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from realesrgan_ext.data.image_io import ImageReadError  # noqa: E402
 from realesrgan_ext.evaluation import DEFAULT_MAX_PIXELS, EvaluationError, evaluate, means_markdown  # noqa: E402
 from realesrgan_ext.inference import PRECISIONS, ModelLoadError  # noqa: E402
 from realesrgan_ext.inference.bundled_models import BUNDLED_MODELS  # noqa: E402
@@ -62,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                           bicubic=args.bicubic, real=args.real, scale=args.scale, seed=args.seed,
                           backend=args.backend, precision=args.precision, device=args.device, tile=args.tile,
                           max_pixels=int(args.max_megapixels * 1e6), progress=not args.quiet)
-    except (EvaluationError, ModelLoadError, DataToolError, ImageReadError, FileNotFoundError, ValueError) as err:
+    except (EvaluationError, ModelLoadError, DataToolError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(means_markdown(report))

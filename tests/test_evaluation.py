@@ -146,6 +146,15 @@ def test_lr_folder_pairs_by_name_and_a_wrong_scale_is_an_error(tmp_path, one_tor
     assert scale == 4 and [i.lr_path.name for i in image_set.images] == ["face.jpg", "flag.jpg", "suit.jpg"]
     with pytest.raises(EvaluationError, match=r"(?s)3 LR/HR pair\(s\) do not match the scale 2.*face.jpg is 24x20"):
         plan_reference_set(tmp_path / "hr", LrFolder(tmp_path / "lr"), 2)
+    (tmp_path / "lr" / "flag.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")  # read from the LR folder, broken
+    report = evaluate([], tmp_path / "out", hr=tmp_path / "hr", lr=tmp_path / "lr", progress=False, log=lambda _: None)
+    assert report.problems == [(str(tmp_path / "lr" / "flag.jpg"), "not a readable image (corrupt, truncated or "
+                                                                     "unknown format)")]
+    face_lr = cv2.imread(str(tmp_path / "lr" / "face.jpg"))
+    face = next(s for s in report.scores if s.image == "face")
+    assert face.values["psnr_y"] == pytest.approx(calculate_psnr(matlab_bicubic(face_lr, 4), photos["face"], 4,
+                                                                 test_y_channel=True))
+    assert report.images("reference") == ["face", "suit"] and not (tmp_path / "out" / "lr").exists()
     (tmp_path / "lr" / "suit.jpg").unlink()
     with pytest.raises(EvaluationError, match="no LR image for 1 HR image.*suit"):
         plan_reference_set(tmp_path / "hr", LrFolder(tmp_path / "lr"), 4)

@@ -39,6 +39,14 @@ class EvaluationError(ValueError):
     """The evaluation cannot start; the message names the file(s) or option and what to do."""
 
 
+class UnreadableImage(ValueError):
+    """One file that cannot be scored (``path``, ``reason``); the others still are."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = str(path), reason
+
+
 @dataclass(frozen=True)
 class LrFolder:
     """LR images in ``path``, paired with the HR by relative path without extension."""
@@ -118,8 +126,10 @@ def header_size(path: Path) -> tuple[int, int]:
         with Image.open(path) as im:
             width, height = im.size
             orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise ImageReadError(f"{path}: not a readable image ({err})") from err
+    except Image.DecompressionBombError as err:
+        raise UnreadableImage(path, str(err)) from err
+    except (OSError, SyntaxError, ValueError) as err:
+        raise UnreadableImage(path, "not a readable image (corrupt, truncated or unknown format)") from err
     return (width, height) if orientation in _TRANSPOSED else (height, width)
 
 
@@ -157,6 +167,16 @@ def _folder(path: str | Path, what: str) -> Path:
     return path
 
 
+def _folder_scale(hr_files: dict[str, Path], lr_files: dict[str, Path]) -> int:
+    """The scale of the first pair whose headers read (unreadable files are reported later)."""
+    for stem, hr in hr_files.items():
+        try:
+            return infer_scale(hr, lr_files[stem])
+        except UnreadableImage:
+            continue
+    raise EvaluationError("no LR/HR pair could be read to find the scale; give --scale")
+
+
 def infer_scale(hr: Path, lr: Path) -> int:
     """The integer HR/LR size ratio of one pair (both sides must agree)."""
     (hh, hw), (lh, lw) = header_size(hr), header_size(lr)
@@ -184,8 +204,7 @@ def plan_reference_set(hr_dir: str | Path, source: LrSource, scale: int | None,
     if scale is None:
         if not isinstance(source, LrFolder):
             raise EvaluationError("no scale: give --scale (or a scale in the degradation option file)")
-        first = next(iter(hr_files))
-        scale = infer_scale(hr_files[first], lr_files[first])
+        scale = _folder_scale(hr_files, lr_files)
     if scale < 1:
         raise EvaluationError(f"scale must be >= 1, got {scale}")
     images, problems, mismatched = [], [], []
@@ -199,8 +218,8 @@ def plan_reference_set(hr_dir: str | Path, source: LrSource, scale: int | None,
                 mismatched.append(f"{lr_path} is {lw}x{lh}; {hr_path} ({hw}x{hh}) at x{scale} needs "
                                   f"{expected[1]}x{expected[0]}")
                 continue
-        except ImageReadError as err:
-            problems.append((str(err).split(": ", 1)[0], str(err).split(": ", 1)[-1]))
+        except UnreadableImage as err:
+            problems.append((err.path, err.reason))
             continue
         reason = _size_problem(hh, hw, scale, min_hr_side(source, scale), max_pixels)
         if reason:
@@ -230,8 +249,8 @@ def plan_real_set(real_dir: str | Path, scale: int, max_pixels: int = DEFAULT_MA
     for stem, path in _by_stem(_folder(real_dir, "real photo folder")).items():
         try:
             height, width = header_size(path)
-        except ImageReadError as err:
-            problems.append((str(path), str(err).removeprefix(f"{path}: ")))
+        except UnreadableImage as err:
+            problems.append((err.path, err.reason))
             continue
         if height * width * scale * scale > max_pixels:
             problems.append((str(path), f"{width}x{height} at x{scale} is larger than the {max_pixels / 1e6:.1f} MP "
@@ -244,10 +263,13 @@ def plan_real_set(real_dir: str | Path, scale: int, max_pixels: int = DEFAULT_MA
 
 
 def read_bgr8(path: Path) -> np.ndarray:
-    """A photo as BasicSR scores it: 8-bit BGR, orientation applied (``ImageReadError`` naming a bad file)."""
+    """A photo as BasicSR scores it: 8-bit BGR, orientation applied (``UnreadableImage`` for a bad file)."""
     from realesrgan_ext.inference.image_io import load_image
 
-    pixels = load_image(path).pixels
+    try:
+        pixels = load_image(path).pixels
+    except ImageReadError as err:
+        raise UnreadableImage(path, str(err).removeprefix(f"{path}: ")) from err
     if pixels.dtype == np.uint16:
         pixels = np.round(pixels / 257.0).astype(np.uint8)
     elif pixels.dtype != np.uint8:
@@ -276,6 +298,6 @@ def load_pair(image: EvalImage, source: LrSource, scale: int) -> tuple[np.ndarra
     else:
         lr = bicubic_downscale(hr, scale, source_name)
     if lr.shape[0] * scale != hr.shape[0] or lr.shape[1] * scale != hr.shape[1]:
-        raise ImageReadError(f"{image.lr_path or source_name}: decoded {lr.shape[1]}x{lr.shape[0]}, not HR/{scale} "
-                             f"({hr.shape[1] // scale}x{hr.shape[0] // scale})")
+        raise UnreadableImage(image.lr_path or source_name, f"decoded {lr.shape[1]}x{lr.shape[0]}, not HR/{scale} "
+                                                            f"({hr.shape[1] // scale}x{hr.shape[0] // scale})")
     return hr, lr

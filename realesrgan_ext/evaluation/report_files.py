@@ -128,22 +128,27 @@ _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: right; }
-th:first-child, td:first-child, td:nth-child(2) { text-align: left; }
+.label { text-align: left; }
 th { background: #eee; }
 img.grid { image-rendering: pixelated; display: block; margin: 0.3em 0 1.2em; max-width: 100%; }
 .problems li { color: #a00; }
 """
 
 
-def _html_table(table: list[list[str]], css_class: str) -> str:
-    def cell(tag: str, text: str) -> str:
+def _html_table(table: list[list[str]], css_class: str, labels: int) -> str:
+    """``table`` as HTML; the first ``labels`` columns are names (left-aligned), the rest numbers."""
+    def cell(tag: str, text: str, column: int) -> str:
         bold = text.startswith("**") and text.endswith("**") and len(text) > 4
         text = html.escape(text.strip("*") if bold else text)
-        return f"<{tag}>{'<b>' + text + '</b>' if bold else text}</{tag}>"
+        align = " class='label'" if column < labels else ""
+        return f"<{tag}{align}>{'<b>' + text + '</b>' if bold else text}</{tag}>"
+
+    def row(tag: str, cells: list[str]) -> str:
+        return "<tr>" + "".join(cell(tag, text, i) for i, text in enumerate(cells)) + "</tr>"
 
     header, *rows = table
-    head = "<tr>" + "".join(cell("th", c) for c in header) + "</tr>"
-    body = "".join("<tr>" + "".join(cell("td", c) for c in r) + "</tr>" for r in rows)
+    head = row("th", header)
+    body = "".join(row("td", r) for r in rows)
     return f'<table class="{css_class}"><thead>{head}</thead><tbody>{body}</tbody></table>'
 
 
@@ -156,8 +161,8 @@ def html_page(report: EvaluationReport, grids: Mapping[str, bytes]) -> str:
     parts.append("</ul>")
     for kind in kinds(report):
         parts += [f"<h2>{esc(SET_TITLES[kind])}</h2><p>{esc(report.sets[kind])}</p>", "<h3>Means</h3>",
-                  _html_table(means_table(report, kind), f"means {kind}"), "<h3>Per image</h3>",
-                  _html_table(per_image_table(report, kind), f"per-image {kind}")]
+                  _html_table(means_table(report, kind), f"means {kind}", 1), "<h3>Per image</h3>",
+                  _html_table(per_image_table(report, kind), f"per-image {kind}", 2)]
     if grids:
         parts.append("<h2>Crops</h2><p>Same region in every panel: where the reference has the most detail.</p>")
         for title, png in grids.items():

@@ -23,7 +23,6 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from realesrgan_ext.data.image_io import ImageReadError
 from realesrgan_ext.evaluation import crops, report_files
 from realesrgan_ext.evaluation.contestants import Contestant, bicubic_contestant, model_contestant, resolve_labels
 from realesrgan_ext.evaluation.image_sets import (
@@ -34,6 +33,7 @@ from realesrgan_ext.evaluation.image_sets import (
     ImageSet,
     LrFolder,
     LrSource,
+    UnreadableImage,
     degradation_of,
     load_pair,
     plan_real_set,
@@ -113,9 +113,8 @@ def evaluate(models: Sequence[str], output: str | Path, *, hr: str | Path | None
                     else:
                         lr_img = read_bgr8(image.lr_path)
                         reference = None
-                except ImageReadError as err:
-                    bad = str(image.lr_path if image_set.kind == "real" else image.hr_path)
-                    _problem(report, log, bad, str(err).removeprefix(f"{bad}: "))
+                except UnreadableImage as err:
+                    _problem(report, log, err.path, err.reason)
                     bar.update(len(contestants))
                     continue
                 title = image.name if image_set.kind == "reference" else f"{image.name} (real)"
@@ -146,10 +145,10 @@ def _score_image(report: EvaluationReport, kind: str, name: str, lr: np.ndarray,
         report.scores.append(Score(kind, name, contestant.label, values, seconds))
         outputs.append((contestant.label, out))
         bar.update(1)
+    lr_big = ("LR", cv2.resize(lr, outputs[0][1].shape[1::-1], interpolation=cv2.INTER_NEAREST))
     if hr is not None:
-        return crops.crop_row([("HR", hr), *outputs], reference=hr)
-    lr_big = cv2.resize(lr, outputs[0][1].shape[1::-1], interpolation=cv2.INTER_NEAREST)
-    return crops.crop_row([("LR (nearest)", lr_big), *outputs], reference=outputs[0][1])
+        return crops.crop_row([("HR", hr), lr_big, *outputs], reference=hr)
+    return crops.crop_row([lr_big, *outputs], reference=outputs[0][1])
 
 
 def _png(img: np.ndarray) -> bytes:
