@@ -1,65 +1,51 @@
-"""Option-file validation at training start: an unknown or contradictory key is an error.
+"""Option-file validation before training: an unknown or contradictory key is reported.
 
 BasicSR reads option files with ``dict.get`` and ignores every key it does not read, so a
 misspelt ``perceptul_opt`` or a ``gan_opt`` without ``network_d`` silently trains another
 experiment. ``validate_option_file`` checks a YAML file against what the code reads and
-raises ``OptionFileError`` listing every problem with the key's dotted path, the file and
-the nearest valid name (difflib). BasicSR's own keys stay valid.
+raises ``OptionFileError`` listing every problem with the file, the key's dotted path and,
+when one is close, the nearest valid name.
 
-Where the valid keys come from (each part declares its own, so adding a part adds its keys):
+Where the valid keys come from: the code that reads them, never a list kept here.
 
-* top level and each plain section (``train``, ``path``, ``val``, ``logger``, ``dist_params``, a
-  new section such as ``degradation``): ``BASICSR_KEYS`` plus the ``option_keys`` class attribute
-  of the ``model_type`` class and of every base class, merged along the MRO. A model declares
-  ``option_keys = {"": {"my_top_level_key"}, "train": {"my_train_key"}, "my_section": {...}}``
-  (``""`` is the top level) listing only its own additions; a subclass lists only what it adds.
-  A section the model declares is checked key by key; a model class may also declare
-  ``option_conflicts(opt) -> list[str]`` (a classmethod) for contradictions between keys.
-* ``network_*`` sections: the registered class's constructor parameters (no check when it
-  takes ``**kwargs``); an unknown ``type`` is an error too.
-* ``train.*_opt`` losses: the loss class's constructor parameters; ``optim_*``: the
-  ``torch.optim`` class's; ``scheduler``: BasicSR's scheduler class's.
-* ``datasets.<phase>``: BasicSR's dataloader keys plus the dataset class's ``option_keys``
-  class attribute (a set of key names, merged along the MRO). A dataset class without
-  ``option_keys`` (BasicSR's own) has only its ``type`` checked.
-* ``val.metrics.<name>``: the metric function's named parameters, plus ``better``.
+* Sections read key by key (the top level, ``train``, ``path``, ``val``, ``logger``, ``datasets.<phase>``,
+  ``logger.wandb``, ...): the keys read in the source of BasicSR's training and test pipelines
+  and of the ``model_type`` class and the dataset class, with their bases (``option_reads``,
+  an ``ast`` walk), plus an ``option_keys`` class attribute for keys read in ways the walk
+  cannot see (``{section: keys}`` on a model, ``""`` = top level; a set on a dataset).
+  An unknown key here is an error for this plugin's classes and a warning for others
+  (BasicSR's, a third party's): their code just ignores it.
+* Sections passed whole to a constructor or function: ``network_*`` (the architecture),
+  ``train.*_opt`` (the loss), ``train.optim_*`` (the ``torch.optim`` class), ``train.scheduler``
+  (BasicSR's scheduler), ``val.metrics.<name>`` (the metric function, all of its parameters
+  but those the validation loop fills itself, ``img`` / ``img2``). An unknown key there would
+  crash the call, so it is an error whoever owns the class (a metric taking ``**kwargs`` swallows
+  it: a warning for others' metrics).
+* A model class may declare ``option_conflicts(opt) -> list[str]`` (a classmethod) for
+  contradictions between keys.
 
 ``validate_options`` calls ``realesrgan_ext.register()`` (idempotent) so the registries are filled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
+import io
 import os
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import yaml
 
-# Keys BasicSR 1.4.2 itself reads (or writes while parsing, e.g. ``rank``, ``path.models``).
-BASICSR_KEYS: dict[str, frozenset[str]] = {
-    "": frozenset({
-        "name", "model_type", "scale", "num_gpu", "manual_seed", "datasets", "network_g", "network_d",
-        "path", "train", "val", "logger", "dist_params", "find_unused_parameters",
-        "dist", "rank", "world_size", "auto_resume", "is_train", "root_path"}),
-    "path": frozenset({
-        "pretrain_network_g", "param_key_g", "strict_load_g", "pretrain_network_d", "param_key_d",
-        "strict_load_d", "resume_state", "ignore_resume_networks", "experiments_root", "models", "training_states",
-        "log", "visualization", "results_root"}),
-    "train": frozenset({
-        "ema_decay", "optim_g", "optim_d", "scheduler", "total_iter", "warmup_iter", "pixel_opt",
-        "perceptual_opt", "gan_opt", "net_d_iters", "net_d_init_iters"}),
-    "val": frozenset({"val_freq", "save_img", "metrics", "suffix", "pbar"}),
-    "logger": frozenset({"print_freq", "save_checkpoint_freq", "use_tb_logger", "wandb"}),
-    "logger.wandb": frozenset({"project", "resume_id"}),
-    "dist_params": frozenset({"backend", "port"}),
-}
-# Dataset keys read by BasicSR's dataloader / option parser, valid for every dataset class.
-BASICSR_DATASET_KEYS = frozenset({
-    "name", "type", "phase", "scale", "num_worker_per_gpu", "batch_size_per_gpu", "dataset_enlarge_ratio",
-    "prefetch_mode", "pin_memory", "persistent_workers", "num_prefetch_queue", "use_shuffle"})
-METRIC_EXTRA_KEYS = frozenset({"type", "better"})  # ``better``: BasicSR's best-metric direction
+from realesrgan_ext.option_reads import ANY, Path, Reads, class_reads, keys_at, merge, metric_data_keys, pipeline_reads
+
+# difflib ratio for a hint: 'noise_range' -> 'is_train' (0.63) and 'vgg_type' -> 'type' (0.67) are not offered
+SUGGESTION_CUTOFF = 0.75
+OWN_PACKAGE = "realesrgan_ext"
+GUIDE = "docs/coming-from-basicsr.md"
+CHECKING_GUIDE = "docs/checking-options.md"
 
 
 class OptionFileError(ValueError):
@@ -68,12 +54,13 @@ class OptionFileError(ValueError):
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source, self.problems = source, list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{source}: {len(self.problems)} problem(s) in the option file:\n{lines}")
+        super().__init__(f"{source}: {len(self.problems)} problem(s) in the option file:\n{lines}\n"
+                         f"(keys and checks: {CHECKING_GUIDE}; BasicSR / Real-ESRGAN names: {GUIDE})")
 
 
 def nearest(key: str, valid: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest valid name, or ``''``."""
-    match = difflib.get_close_matches(str(key), sorted(valid), n=1, cutoff=0.6)
+    match = difflib.get_close_matches(str(key), sorted(v for v in valid if v != ANY), n=1, cutoff=SUGGESTION_CUTOFF)
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
@@ -108,54 +95,84 @@ def signature_keys(target: Callable, skip: int = 0, var_kwargs_accept_all: bool 
     return frozenset(p.name for p in named[skip:])
 
 
+def owned(obj: Any) -> bool:
+    """Whether ``obj`` (a class or function) is one of this plugin's parts."""
+    return str(getattr(obj, "__module__", "")).split(".")[0] == OWN_PACKAGE
+
+
+def declared_reads(cls: type | None) -> Reads:
+    """A class's ``option_keys`` as ``path -> keys`` (a model: ``{section: keys}``; a dataset: a set)."""
+    declared = merged_class_keys(cls) if cls is not None else None
+    if isinstance(declared, dict):
+        return {tuple(filter(None, str(section).split("."))): frozenset(keys) for section, keys in declared.items()}
+    return {(): frozenset(declared)} if declared else {}
+
+
+def _is_loss_section(key: str, value: Any) -> bool:
+    return str(key).endswith("_opt") and isinstance(value, Mapping)
+
+
 class _Checker:
-    """Collects the problems of one option dict."""
+    """Collects the problems (errors) and warnings of one option dict."""
 
     def __init__(self, opt: Mapping[str, Any]) -> None:
         from basicsr.utils.registry import MODEL_REGISTRY
 
         self.opt = opt
         self.problems: list[str] = []
+        self.warnings: list[str] = []
         self.model_class = self._registered(MODEL_REGISTRY, opt.get("model_type"), "model_type")
-        self.sections = {k: set(v) for k, v in BASICSR_KEYS.items()}
-        declared = merged_class_keys(self.model_class) if self.model_class else None
-        for section, keys in (declared or {}).items():
-            self.sections.setdefault(section, set()).update(keys)
-        for net in (str(k).removeprefix("network_") for k in opt if str(k).startswith("network_")):
-            self.sections["path"].update({f"pretrain_network_{net}", f"param_key_{net}", f"strict_load_{net}"})
+        model_reads = merge(class_reads(self.model_class), declared_reads(self.model_class)) if self.model_class else {}
+        self.reads = merge(pipeline_reads(), model_reads)
+        self.model_strict = self.model_class is None or owned(self.model_class)
+        self.networks = [str(k).removeprefix("network_") for k in opt if str(k).startswith("network_")]
 
-    def problem(self, where: str, message: str) -> None:
-        self.problems.append(f"{where}: {message}")
+    def report(self, where: str, message: str, strict: bool) -> None:
+        (self.problems if strict else self.warnings).append(f"{where}: {message}")
 
-    def unknown_keys(self, where: str, mapping: Any, valid: Collection[str] | None) -> None:
-        if valid is None:
+    def unknown_keys(self, where: str, mapping: Any, valid: Collection[str] | None, strict: bool = True,
+                     owner: Any = None) -> None:
+        if valid is None or ANY in valid:
             return
         if not isinstance(mapping, Mapping):
             if mapping is not None:
-                self.problem(where, f"must be a mapping of keys, got {type(mapping).__name__}")
+                self.problems.append(f"{where}: must be a mapping of keys, got {type(mapping).__name__}")
             return
         for key in mapping:
             if key not in valid:
                 path = f"{where}.{key}" if where else str(key)
-                self.problem(path, f"unknown key{nearest(key, valid)}")
+                ignored = "" if strict else f"; {getattr(owner, '__name__', 'BasicSR')} does not read it (ignored)"
+                self.report(path, f"unknown key{nearest(key, valid)}{ignored}", strict)
+
+    def missing_arguments(self, where: str, mapping: Mapping[str, Any], target: Callable, given: Collection[str] = (),
+                          skip: int = 0) -> None:
+        """Required parameters of ``target`` that neither the section nor the caller (``given``) supplies."""
+        params = list(inspect.signature(target).parameters.values())[skip:]
+        for param in params:
+            if (param.default is param.empty and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
+                    and param.name not in mapping and param.name not in given):
+                self.problems.append(f"{where}: missing {param.name!r} "
+                                     f"({getattr(target, '__name__', target)} requires it)")
 
     def _registered(self, registry: Any, name: Any, where: str) -> Any:
         if name is None:
-            self.problem(where, "missing")
+            self.problems.append(f"{where}: missing")
             return None
         try:
-            return registry.get(name)
+            with contextlib.redirect_stdout(io.StringIO()):  # basicsr prints when it falls back to NAME_basicsr
+                return registry.get(name)
         except KeyError:
-            self.problem(where, f"{name!r} is not registered in {registry._name}{nearest(name, registry.keys())}")
+            self.problems.append(f"{where}: {name!r} is not registered in {registry._name}"
+                                 f"{nearest(name, registry.keys())}")
             return None
 
-    def check(self) -> list[str]:
-        self.unknown_keys("", self.opt, self.sections[""] | {k for k in self.opt if str(k).startswith("network_")})
-        for section, valid in self.sections.items():
-            if section and "." not in section and section in self.opt:
-                self.unknown_keys(section, self.opt[section], valid)
-        wandb = (self.opt.get("logger") or {}).get("wandb") if isinstance(self.opt.get("logger"), Mapping) else None
-        self.unknown_keys("logger.wandb", wandb, self.sections["logger.wandb"])
+    def check(self) -> _Checker:
+        top = keys_at(self.reads, ()) | {f"network_{n}" for n in self.networks}
+        self.unknown_keys("", self.opt, top, self.model_strict, self.model_class)
+        for key, value in self.opt.items():
+            if str(key).startswith("network_") or key == "datasets" or not isinstance(value, Mapping):
+                continue
+            self._check_section((str(key),), value)
         self._check_networks()
         self._check_datasets()
         self._check_train()
@@ -163,7 +180,26 @@ class _Checker:
         conflicts = getattr(self.model_class, "option_conflicts", None)
         if conflicts is not None:
             self.problems.extend(conflicts(self.opt))
-        return self.problems
+        return self
+
+    def _section_keys(self, path: Path) -> frozenset[str]:
+        keys = keys_at(self.reads, path)
+        if path == ("path",):
+            for net in self.networks:  # BasicSR reads these per network (f'pretrain_network_{net}')
+                keys |= {f"pretrain_network_{net}", f"param_key_{net}", f"strict_load_{net}"}
+        return keys
+
+    def _check_section(self, path: Path, mapping: Mapping[str, Any]) -> None:
+        """A section read key by key (``train``, ``logger.wandb``, ...), then its sub-sections."""
+        keys = self._section_keys(path)
+        if not keys:
+            return  # read as a whole by code the walk cannot see (e.g. train.speed): checked there
+        self.unknown_keys(".".join(path), mapping, keys, self.model_strict, self.model_class)
+        for key, value in mapping.items():
+            passed_whole = path == ("train",) and (_is_loss_section(key, value) or str(key).startswith("optim_")
+                                                   or key == "scheduler")
+            if isinstance(value, Mapping) and key in keys and not passed_whole and (*path, key) != ("val", "metrics"):
+                self._check_section((*path, str(key)), value)
 
     def _check_networks(self) -> None:
         from basicsr.utils.registry import ARCH_REGISTRY
@@ -175,25 +211,30 @@ class _Checker:
             if cls is not None:
                 keys = signature_keys(cls)
                 self.unknown_keys(section, net_opt, None if keys is None else keys | {"type"})
+                self.missing_arguments(section, net_opt, cls)
 
     def _check_datasets(self) -> None:
         from basicsr.utils.registry import DATASET_REGISTRY
 
         datasets = self.opt.get("datasets")
         if not isinstance(datasets, Mapping):
-            self.problem("datasets", "missing (a mapping with 'train' and optionally 'val', 'val_2', ...)")
+            self.problems.append("datasets: missing (a mapping with 'train' and optionally 'val', 'val_2', ...)")
             return
         for phase, dataset_opt in datasets.items():
             where = f"datasets.{phase}"
             if str(phase).split("_")[0] not in ("train", "val", "test"):
-                self.problem(where, f"unknown phase{nearest(phase, ('train', 'val'))}: use train, val or val_<n>")
+                self.problems.append(f"{where}: unknown phase{nearest(phase, ('train', 'val'))}: "
+                                     "use train, val or val_<n>")
             if not isinstance(dataset_opt, Mapping):
-                self.problem(where, "must be a mapping")
+                self.problems.append(f"{where}: must be a mapping")
                 continue
             cls = self._registered(DATASET_REGISTRY, dataset_opt.get("type"), f"{where}.type")
-            own = merged_class_keys(cls) if cls is not None else None
-            if own is not None:
-                self.unknown_keys(where, dataset_opt, BASICSR_DATASET_KEYS | own)
+            if cls is None:
+                continue
+            own = merge(class_reads(cls), declared_reads(cls))
+            keys = (keys_at(own, ()) | keys_at(self.reads, ("datasets", str(phase)))
+                    | keys_at(self.reads, ("datasets", str(phase).split("_")[0])))
+            self.unknown_keys(where, dataset_opt, keys, owned(cls), cls)
 
     def _check_train(self) -> None:
         from basicsr.models import lr_scheduler
@@ -202,13 +243,16 @@ class _Checker:
         train = self.opt.get("train")
         if not isinstance(train, Mapping):
             return
+        known = self._section_keys(("train",))
         for key, value in train.items():
-            if not isinstance(value, Mapping) or key not in self.sections["train"]:
+            if not isinstance(value, Mapping) or (key not in known and ANY not in known):
                 continue
             where = f"train.{key}"
-            if str(key).endswith("_opt"):
+            if _is_loss_section(key, value):
                 cls = self._registered(LOSS_REGISTRY, value.get("type"), f"{where}.type")
                 keys = signature_keys(cls) if cls is not None else None
+                if cls is not None:
+                    self.missing_arguments(where, value, cls)
             elif str(key).startswith("optim_"):
                 cls = self._optimizer_class(value.get("type"), where)
                 keys = signature_keys(cls, skip=1) if cls is not None else None  # params
@@ -216,8 +260,8 @@ class _Checker:
                 name = {"MultiStepLR": "MultiStepRestartLR"}.get(value.get("type"), value.get("type"))
                 cls = getattr(lr_scheduler, str(name), None)
                 if cls is None:
-                    self.problem(f"{where}.type", f"{value.get('type')!r} is not a BasicSR scheduler"
-                                 f"{nearest(value.get('type'), ('MultiStepLR', 'CosineAnnealingRestartLR'))}")
+                    self.problems.append(f"{where}.type: {value.get('type')!r} is not a BasicSR scheduler"
+                                         f"{nearest(value.get('type'), ('MultiStepLR', 'CosineAnnealingRestartLR'))}")
                 keys = signature_keys(cls, skip=1) if cls is not None else None  # optimizer
             else:
                 continue
@@ -231,7 +275,7 @@ class _Checker:
             return cls
         names = [n for n, c in vars(torch.optim).items()
                  if isinstance(c, type) and issubclass(c, torch.optim.Optimizer)]
-        self.problem(f"{where}.type", f"{name!r} is not a torch.optim optimizer{nearest(name, names)}")
+        self.problems.append(f"{where}.type: {name!r} is not a torch.optim optimizer{nearest(name, names)}")
         return None
 
     def _check_metrics(self) -> None:
@@ -241,36 +285,58 @@ class _Checker:
         metrics = val.get("metrics") if isinstance(val, Mapping) else None
         if not isinstance(metrics, Mapping):
             return
+        filled = metric_data_keys(self.model_class) if self.model_class else frozenset()
         for name, metric_opt in metrics.items():
             if not isinstance(metric_opt, Mapping):
                 continue
             func = self._registered(METRIC_REGISTRY, metric_opt.get("type"), f"val.metrics.{name}.type")
-            if func is not None:  # their **kwargs only swallow what calculate_metric passes
-                keys = signature_keys(func, skip=2, var_kwargs_accept_all=False)  # img, img2
-                self.unknown_keys(f"val.metrics.{name}", metric_opt, keys | METRIC_EXTRA_KEYS)
+            if func is None:
+                continue
+            self.missing_arguments(f"val.metrics.{name}", metric_opt, func, filled)
+            keys = signature_keys(func, var_kwargs_accept_all=False) - filled
+            swallowed = signature_keys(func) is None  # **kwargs: an unknown key is ignored, not a crash
+            self.unknown_keys(f"val.metrics.{name}", metric_opt,
+                              keys | keys_at(self.reads, ("val", "metrics", str(name))),
+                              owned(func) or not swallowed, func)
 
 
-def validate_options(opt: Mapping[str, Any], source: str = "option file") -> None:
-    """Raise ``OptionFileError`` naming ``source`` when ``opt`` has unknown or contradictory keys."""
+def check_options(opt: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """``(problems, warnings)`` of an option dict (see the module docstring)."""
     if not isinstance(opt, Mapping):
-        raise OptionFileError(source, [f"the file holds a {type(opt).__name__}, not a mapping of options"])
+        return [f"the file holds a {type(opt).__name__}, not a mapping of options"], []
     import realesrgan_ext
 
     realesrgan_ext.register()  # our classes must be in BasicSR's registries to be looked up
-    problems = _Checker(opt).check()
+    checker = _Checker(opt).check()
+    return checker.problems, checker.warnings
+
+
+def validate_options(opt: Mapping[str, Any], source: str = "option file") -> list[str]:
+    """Raise ``OptionFileError`` naming ``source`` when ``opt`` has problems; returns the warnings,
+    each as ``source: key.path: message``."""
+    problems, warnings = check_options(opt)
     if problems:
         raise OptionFileError(source, problems)
+    return [f"{source}: {w}" for w in warnings]
 
 
-def validate_option_file(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a BasicSR YAML option file and validate it; returns the options."""
+def read_option_file(path: str | os.PathLike) -> Any:
+    """The YAML content of an option file (``OptionFileError`` when it is not YAML)."""
     path = os.fspath(path)
     with open(path, encoding="utf-8") as f:
         try:
-            opt = yaml.safe_load(f)
+            return yaml.safe_load(f)
         except yaml.YAMLError as e:
             raise OptionFileError(path, [f"not valid YAML: {e}"]) from e
-    validate_options(opt, path)
+
+
+def validate_option_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a BasicSR YAML option file and validate it; returns the options (warnings go to stderr)."""
+    import sys
+
+    opt = read_option_file(path)
+    for warning in validate_options(opt, os.fspath(path)):
+        print(f"warning: {warning}", file=sys.stderr)
     return opt
 
 

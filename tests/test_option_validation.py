@@ -93,7 +93,6 @@ def test_misspelt_loss_key_names_the_nearest(tmp_path):
     ("train.optim_g", "betass", "betas"),
     ("train.scheduler", "milestone", "milestones"),
     ("val", "val_freqq", "val_freq"),
-    ("val.metrics.psnr", "crop_bordr", "crop_border"),
     ("logger", "print_frq", "print_freq"),
     ("path", "pretrain_network_gg", "pretrain_network_g"),
     ("", "manual_sead", "manual_seed"),
@@ -145,21 +144,46 @@ def test_the_model_itself_refuses_gan_without_discriminator(tmp_path):
         make_model(tmp_path, with_d=False)
 
 
-def test_sections_declared_by_a_model_subclass_are_checked(monkeypatch):
-    """A subclass declares only its additions; base keys and its own section both validate."""
+class DegradingModel(AdversarialSRModel):
+    """A third party's model: the keys it reads are found in its source, one section is declared."""
 
-    class DegradingModel(AdversarialSRModel):
-        option_keys = {"": {"degradation"}, "train": {"queue_size"}, "degradation": {"blur_prob", "noise_range"}}
+    option_keys = {"degradation": {"blur_prob", "noise_range"}}
 
+    def feed_data(self, data):
+        self.queue_size = self.opt["train"].get("queue_size", 0)
+        degradation = self.opt["degradation"]
+        return degradation
+
+
+def test_keys_read_by_a_model_subclass_are_found_and_its_unknown_keys_are_warnings(monkeypatch):
+    """A subclass reads its additions in code (found by ast) or declares them; a third party's
+    unknown key is a warning (its code ignores it), this plugin's is an error."""
     monkeypatch.setitem(MODEL_REGISTRY._obj_map, "DegradingModel", DegradingModel)
     merged = merged_class_keys(DegradingModel)
-    assert {"pixel_opt", "queue_size"} <= merged["train"] and merged["degradation"] == {"blur_prob", "noise_range"}
+    assert merged["degradation"] == {"blur_prob", "noise_range"}
     opt = copy.deepcopy(TINY)
     opt.update(model_type="DegradingModel", degradation={"blur_prob": 0.5, "noise_rnage": [1, 30]})
     opt["train"]["queue_size"] = 16
+    assert validate_options(opt, "my.yml") == [
+        "my.yml: degradation.noise_rnage: unknown key (did you mean 'noise_range'?); "
+        "DegradingModel does not read it (ignored)"]
+    monkeypatch.setattr(DegradingModel, "__module__", "realesrgan_ext.models.degrading_model")
     assert problems_of(opt) == ["degradation.noise_rnage: unknown key (did you mean 'noise_range'?)"]
     opt["model_type"] = "AdversarialSRModel"  # the base class does not read these keys
     assert set(problems_of(opt)) >= {"degradation: unknown key", "train.queue_size: unknown key"}
+
+
+def test_metric_typo_is_a_missing_argument_and_a_warning():
+    """calculate_psnr (BasicSR's) swallows unknown keys in **kwargs, but needs crop_border."""
+    opt = copy.deepcopy(TINY)
+    opt["val"]["metrics"]["psnr"]["crop_bordr"] = opt["val"]["metrics"]["psnr"].pop("crop_border")
+    with pytest.raises(OptionFileError) as info:
+        validate_options(opt, "my.yml")
+    assert info.value.problems == ["val.metrics.psnr: missing 'crop_border' (calculate_psnr requires it)"]
+    opt["val"]["metrics"]["psnr"]["crop_border"] = 4
+    assert validate_options(opt, "my.yml") == [
+        "my.yml: val.metrics.psnr.crop_bordr: unknown key (did you mean 'crop_border'?); "
+        "calculate_psnr does not read it (ignored)"]
 
 
 def test_train_py_front_exits_with_the_problems(tmp_path):
