@@ -292,7 +292,8 @@ class _Checker:
             func = self._registered(METRIC_REGISTRY, metric_opt.get("type"), f"val.metrics.{name}.type")
             if func is None:
                 continue
-            self.missing_arguments(f"val.metrics.{name}", metric_opt, func, filled)
+            if filled:  # a model that fills no metric_data calls its metrics its own way
+                self.missing_arguments(f"val.metrics.{name}", metric_opt, func, filled)
             keys = signature_keys(func, var_kwargs_accept_all=False) - filled
             swallowed = signature_keys(func) is None  # **kwargs: an unknown key is ignored, not a crash
             self.unknown_keys(f"val.metrics.{name}", metric_opt,

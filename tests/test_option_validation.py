@@ -195,3 +195,73 @@ def test_train_py_front_exits_with_the_problems(tmp_path):
         validate_option_file_from_argv(["-opt", str(path), "--auto_resume"])
     assert "network_g.num_blocks" in str(info.value.code) and str(path) in str(info.value.code)
     validate_option_file_from_argv(["-opt", str(REPO / "tests/data/tiny_esrgan_x4.yml")])
+
+
+# Keys BasicSR's own models read (as in its v1.4.2 option files), by model_type and section.
+BASICSR_MODEL_KEYS = [
+    ("EDVRModel", "train", {"tsa_iter": 50000, "dcn_lr_mul": 1}),
+    ("VideoRecurrentModel", "train", {"fix_flow": 5000, "flow_lr_mul": 0.125}),
+    ("VideoRecurrentModel", "val", {"flip_seq": False, "center_frame_only": False}),
+    ("VideoRecurrentGANModel", "train", {"lr_flow": 1e-5, "fix_flow": 5000}),
+    ("StyleGAN2Model", "train", {"r1_reg_weight": 10, "path_batch_shrink": 2, "path_reg_weight": 2,
+                                 "net_g_reg_every": 4, "net_d_reg_every": 16, "mixing_prob": 0.9}),
+]
+
+
+@pytest.mark.parametrize(("model_type", "section", "keys"), BASICSR_MODEL_KEYS, ids=lambda x: str(x)[:24])
+def test_keys_basicsr_models_read_are_accepted(model_type, section, keys):
+    opt = copy.deepcopy(BASICSR_ESRGAN)
+    opt["model_type"] = model_type
+    opt[section].update(keys)
+    warnings = validate_options(opt, "basicsr.yml")
+    assert not [w for w in warnings if any(f".{k}:" in w for k in keys)], warnings
+
+
+def test_real_esrgan_flat_keys_of_basicsr_models_and_no_far_fetched_hints():
+    """BasicSR's RealESRGANModel reads Real-ESRGAN's flat keys; for a model that does not read them,
+    the warning offers no far-fetched name ('noise_range' is not 'is_train', 'vgg_type' is not 'type')."""
+    opt = copy.deepcopy(BASICSR_ESRGAN)
+    opt.update(model_type="RealESRGANModel_basicsr", noise_range=[1, 30], queue_size=180, l1_gt_usm=True, gt_size=256)
+    assert validate_options(opt, "x.yml") == [  # BasicSR 1.4.2 reads use_shuffle nowhere (its sampler shuffles)
+        "x.yml: datasets.train.use_shuffle: unknown key; PairedImageDataset does not read it (ignored)"]
+    opt["model_type"] = "ESRGANModel"
+    warnings = validate_options(opt, "x.yml")
+    assert "x.yml: noise_range: unknown key; ESRGANModel does not read it (ignored)" in warnings
+    opt["train"]["perceptual_opt"]["vgg_typ"] = "vgg19"
+    with pytest.raises(OptionFileError) as info:  # a loss constructor would fail on it
+        validate_options(opt, "x.yml")
+    assert info.value.problems == ["train.perceptual_opt.vgg_typ: unknown key (did you mean 'vgg_type'?)"]
+    del opt["train"]["perceptual_opt"]["vgg_typ"]
+    opt["network_g"]["vgg_type"] = 1
+    with pytest.raises(OptionFileError) as info:
+        validate_options(opt, "x.yml")
+    assert info.value.problems == ["network_g.vgg_type: unknown key"]
+
+
+@pytest.mark.slow
+def test_niqe_takes_crop_border_and_basicsr_validation_runs_it(tmp_path):
+    """calculate_niqe(img, crop_border, ...): crop_border is accepted (and required), and BasicSR's
+    own validation loop, through our model, computes it."""
+    import numpy as np
+    from basicsr.utils import img2tensor
+    from test_adversarial_sr_model import make_model
+
+    niqe = {"type": "calculate_niqe", "crop_border": 4, "better": "lower"}
+    opt = copy.deepcopy(TINY)
+    opt["val"]["metrics"] = {"niqe": niqe}
+    validate_options(opt, "my.yml")
+    opt["val"]["metrics"]["niqe"] = {"type": "calculate_niqe"}
+    assert problems_of(opt) == ["val.metrics.niqe: missing 'crop_border' (calculate_niqe requires it)"]
+
+    # NIQE needs 2x2 blocks of 96 px after the crop: a 50 px textured LR, bicubic skip -> 200 px output
+    model = make_model(tmp_path, with_d=False, gan_opt=None, network_g={
+        "type": "RRDBGenerator", "num_feat": 4, "num_block": 1, "num_grow_ch": 2, "scale": 4, "global_skip": "bicubic"})
+    model.opt.update(val={"metrics": {"niqe": niqe}}, name="unit")
+    model._initialize_best_metric_results("tiny")
+    y, x = np.mgrid[0:50, 0:50]
+    texture = 0.5 + 0.25 * np.sin(x / 1.3) * np.cos(y / 1.7) + 0.05 * np.random.default_rng(0).standard_normal((50, 50))
+    lq = img2tensor(np.clip(np.stack([texture] * 3, -1), 0, 1).astype(np.float32))
+    loader = type("Loader", (list,), {"dataset": type("Dataset", (), {"opt": {"name": "tiny"}})()})(
+        [{"lq": lq[None], "lq_path": ["a.png"]}])
+    model.nondist_validation(loader, 1, None, False)
+    assert np.isfinite(model.metric_results["niqe"]) and model.metric_results["niqe"] > 0
