@@ -135,6 +135,8 @@ def test_report_files_hold_the_scores(run):
     assert grid.shape[0] > 3 * 80 and grid.shape[1] > 4 * 96  # 3 images x (HR, bicubic, 2 models)
     assert sorted(p.name for p in (root / "out" / "lr").iterdir()) == ["face.png", "flag.png", "suit.png"]
     assert not list((root / "out").rglob(".*partial"))
+    page = report.files["html"].read_text()
+    assert page.count("src='data:image/png;base64,") == 3 and "http" not in page  # self-contained
 
 
 def test_lr_folder_pairs_by_name_and_a_wrong_scale_is_an_error(tmp_path, one_torch_thread):
@@ -158,6 +160,8 @@ def test_lr_folder_pairs_by_name_and_a_wrong_scale_is_an_error(tmp_path, one_tor
     (tmp_path / "lr" / "suit.jpg").unlink()
     with pytest.raises(EvaluationError, match="no LR image for 1 HR image.*suit"):
         plan_reference_set(tmp_path / "hr", LrFolder(tmp_path / "lr"), 4)
+    with pytest.raises(EvaluationError, match="report folder .*/hr/eval is inside the input folder"):
+        evaluate([], tmp_path / "hr" / "eval", hr=tmp_path / "hr", bicubic=True, scale=4)
     with pytest.raises(EvaluationError, match="exactly one LR source"):
         evaluate([], tmp_path / "out", hr=tmp_path / "hr", lr=tmp_path / "lr", bicubic=True)
     tiny = tmp_path / "tiny"

@@ -29,6 +29,7 @@ from realesrgan_ext.evaluation.image_sets import (
     DEFAULT_MAX_PIXELS,
     Bicubic,
     Degraded,
+    EvalImage,
     EvaluationError,
     ImageSet,
     LrFolder,
@@ -81,9 +82,10 @@ def evaluate(models: Sequence[str], output: str | Path, *, hr: str | Path | None
 
     if hr is None and real is None:
         raise EvaluationError("nothing to score: give HR photos (--hr) and an LR source, or real photos (--real)")
+    output = Path(output)
+    _check_output(output, hr, lr, real)
     source, stated = lr_source(lr, degradation, bicubic, seed) if hr is not None else (None, None)
-    labelled = resolve_labels(models)
-    loaded = {label: resolve_model(model) for label, model in labelled}
+    loaded = {label: resolve_model(model) for label, model in resolve_labels(models)}
     scale = scale or stated
     sets: list[ImageSet] = []
     if hr is not None:
@@ -98,29 +100,43 @@ def evaluate(models: Sequence[str], output: str | Path, *, hr: str | Path | None
     report = EvaluationReport([c.label for c in contestants], {c.label: c.description for c in contestants},
                               {s.kind: s.description for s in sets}, scale)
     grids: dict[str, np.ndarray] = {}
-    total = sum(len(s.images) for s in sets) * len(contestants)
-    with tqdm(total=total, unit="run", desc="evaluate", disable=not progress, file=sys.stderr) as bar:
+    with tqdm(total=sum(len(s.images) for s in sets) * len(contestants), unit="run", desc="evaluate",
+              disable=not progress, file=sys.stderr) as bar:
         for image_set in sets:
             for path, reason in image_set.problems:
                 _problem(report, log, path, reason)
             for image in image_set.images:
                 bar.set_postfix_str(image.name)
                 try:
-                    if image_set.kind == "reference":
-                        reference, lr_img = load_pair(image, source, scale)
-                        if not isinstance(source, LrFolder):
-                            report_files.write_bytes(Path(output) / "lr" / f"{image.name}.png", _png(lr_img))
-                    else:
-                        lr_img = read_bgr8(image.lr_path)
-                        reference = None
+                    hr_img, lr_img = _inputs(image, source, scale, output)
                 except UnreadableImage as err:
                     _problem(report, log, err.path, err.reason)
                     bar.update(len(contestants))
                     continue
-                title = image.name if image_set.kind == "reference" else f"{image.name} (real)"
-                grids[title] = _score_image(report, image_set.kind, image.name, lr_img, reference, contestants, bar)
-    _write_report(report, Path(output), grids)
+                title = image.name if hr_img is not None else f"{image.name} (real)"
+                grids[title] = _score_image(report, image_set.kind, image.name, lr_img, hr_img, contestants, bar)
+    _write_report(report, output, grids)
     return report
+
+
+def _check_output(output: Path, *inputs: str | Path | None) -> None:
+    """Refuse a report folder inside an input folder: its PNGs would be scored as photos next time."""
+    for folder in filter(None, inputs):
+        folder = Path(folder).resolve()
+        if output.resolve() == folder or folder in output.resolve().parents:
+            raise EvaluationError(f"the report folder {output} is inside the input folder {folder}; its images would "
+                                  f"be scored as photos on the next run: choose another -o")
+
+
+def _inputs(image: EvalImage, source: LrSource | None, scale: int,
+            output: Path) -> tuple[np.ndarray | None, np.ndarray]:
+    """(HR or None for a real photo, LR) of one image; an LR made here is saved under ``output/lr``."""
+    if image.hr_path is None:
+        return None, read_bgr8(image.lr_path)
+    hr_img, lr_img = load_pair(image, source, scale)
+    if not isinstance(source, LrFolder):
+        report_files.write_bytes(output / "lr" / f"{image.name}.png", _png(lr_img))
+    return hr_img, lr_img
 
 
 def _first_scale(loaded: dict, source: LrSource | None) -> int | None:
