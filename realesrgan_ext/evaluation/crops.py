@@ -2,8 +2,9 @@
 
 The region is chosen deterministically where the reference has the most detail (largest
 mean gradient magnitude of its luma over the window, first one on ties), since that is where
-upscalers differ; flat sky says nothing about them. Panels are labelled above and shown
-at ``zoom`` x nearest-neighbour, so pixels stay visible.
+upscalers differ; flat sky says nothing about them. Panels are labelled above (a label may
+hold a second line: the row's scores on the image) and shown at ``zoom`` x nearest-neighbour,
+so pixels stay visible.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import numpy as np
 
 CROP_SIZE = 96  # px of the output resolution per panel side
 ZOOM = 2  # nearest-neighbour magnification of each panel
-LABEL_HEIGHT = 22
+LINE_HEIGHT = 17
+LABEL_HEIGHT = 2 * LINE_HEIGHT + 4  # two lines: the row's name and its scores
+TITLE_HEIGHT = 22
 GAP = 4
 MAX_GRID_ROWS = 24  # images in the combined grid; each image's own grid is always written
 _BACKGROUND = 255
@@ -40,8 +43,9 @@ def _panel(img: np.ndarray, window: tuple[int, int, int, int], label: str, zoom:
     crop = cv2.resize(img[top: top + h, left: left + w], (w * zoom, h * zoom), interpolation=cv2.INTER_NEAREST)
     panel = np.full((LABEL_HEIGHT + crop.shape[0], crop.shape[1], 3), _BACKGROUND, np.uint8)
     panel[LABEL_HEIGHT:] = crop
-    text = _fit_text(label, crop.shape[1])
-    cv2.putText(panel, text, (3, LABEL_HEIGHT - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45, _TEXT, 1, cv2.LINE_AA)
+    for line, text in enumerate(label.split("\n")[:2], 1):
+        cv2.putText(panel, _fit_text(text, crop.shape[1]), (3, line * LINE_HEIGHT - 3), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.45, _TEXT, 1, cv2.LINE_AA)
     return panel
 
 
@@ -54,7 +58,9 @@ def _fit_text(label: str, width: int) -> str:
 
 
 def crop_row(images: Sequence[tuple[str, np.ndarray]], reference: np.ndarray, zoom: int = ZOOM) -> np.ndarray:
-    """One row of labelled panels, ``(label, BGR image)`` each, all cut where ``reference`` has most detail."""
+    """One row of labelled panels, ``(label, BGR image)`` each, all cut where ``reference`` has most detail.
+
+    A label of two lines (``'name\\nscores'``) is drawn on two."""
     window = detail_window(reference)
     panels = [_panel(img, window, label, zoom) for label, img in images]
     gap = np.full((panels[0].shape[0], GAP, 3), _BACKGROUND, np.uint8)
@@ -70,8 +76,8 @@ def stack_rows(rows: Sequence[np.ndarray], titles: Sequence[str]) -> np.ndarray:
     width = max(r.shape[1] for r in rows)
     parts = []
     for row, title in zip(rows, titles, strict=True):
-        head = np.full((LABEL_HEIGHT, width, 3), _BACKGROUND, np.uint8)
-        cv2.putText(head, _fit_text(title, width), (GAP, LABEL_HEIGHT - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5, _TEXT, 1,
+        head = np.full((TITLE_HEIGHT, width, 3), _BACKGROUND, np.uint8)
+        cv2.putText(head, _fit_text(title, width), (GAP, TITLE_HEIGHT - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5, _TEXT, 1,
                     cv2.LINE_AA)
         body = np.full((row.shape[0], width, 3), _BACKGROUND, np.uint8)
         body[:, : row.shape[1]] = row

@@ -41,7 +41,7 @@ from realesrgan_ext.evaluation.image_sets import (
     plan_reference_set,
     read_bgr8,
 )
-from realesrgan_ext.evaluation.metrics import full_reference_scores, no_reference_scores
+from realesrgan_ext.evaluation.metrics import METRICS, SSIM_Y, full_reference_scores, no_reference_scores
 from realesrgan_ext.evaluation.results import EvaluationReport, Score
 
 Log = Callable[[str], None]
@@ -159,12 +159,22 @@ def _score_image(report: EvaluationReport, kind: str, name: str, lr: np.ndarray,
         out, seconds = contestant.timed(lr)
         values = full_reference_scores(out, hr, report.scale) if hr is not None else no_reference_scores(out)
         report.scores.append(Score(kind, name, contestant.label, values, seconds))
-        outputs.append((contestant.label, out))
+        outputs.append((f"{contestant.label}\n{_caption(values)}", out))
         bar.update(1)
     lr_big = ("LR", cv2.resize(lr, outputs[0][1].shape[1::-1], interpolation=cv2.INTER_NEAREST))
     if hr is not None:
         return crops.crop_row([("HR", hr), lr_big, *outputs], reference=hr)
     return crops.crop_row([lr_big, *outputs], reference=outputs[0][1])
+
+
+def _caption(values: dict[str, float]) -> str:
+    """A row's scores on one image, short enough for a crop panel (``22.45 dB  ST-LPIPS 0.352``)."""
+    parts = []
+    for key, value in values.items():
+        metric = METRICS[key]
+        if key != SSIM_Y.key and not np.isnan(value):
+            parts.append(f"{value:.2f} {metric.unit}" if metric.unit else f"{metric.title} {value:.3f}")
+    return "  ".join(parts)
 
 
 def _png(img: np.ndarray) -> bytes:
