@@ -6,7 +6,13 @@ from basicsr.archs import build_network
 from basicsr.archs.discriminator_arch import VGGStyleDiscriminator
 from basicsr.archs.rrdbnet_arch import RRDBNet
 
-from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
+from realesrgan_ext.archs.rrdb_arch import (
+    GLOBAL_SKIPS,
+    UPSAMPLERS,
+    VARIANT_PREFIXES,
+    RRDBGenerator,
+    split_variant_prefix,
+)
 from realesrgan_ext.archs.srresnet_arch import SRResNetGenerator
 from realesrgan_ext.archs.vgg_discriminator_arch import VGGDiscriminator, auto_num_stages
 
@@ -40,8 +46,8 @@ def test_rrdb_x8_and_pixelshuffle_layer_names():
     keys = RRDBGenerator(scale=8, **TINY_RRDB).state_dict().keys()
     assert {"conv_up1.weight", "conv_up2.weight", "conv_up3.weight"} <= keys
     state = RRDBGenerator(upsampler="pixelshuffle", **TINY_RRDB).state_dict()
-    assert state["conv_shuffle1.weight"].shape[0] == 4 * TINY_RRDB["num_feat"]
-    assert not any(k.startswith("conv_up") for k in state)
+    assert state["pixelshuffle.conv_shuffle1.weight"].shape[0] == 4 * TINY_RRDB["num_feat"]
+    assert not any(".conv_up" in k for k in state)
 
 
 @pytest.mark.parametrize("scale", [1, 2, 4])
@@ -129,13 +135,26 @@ def test_build_network_builds_ours(opt, cls):
     assert type(net) is cls
 
 
-def test_rrdb_global_skip_starts_at_interpolation_and_keeps_keys():
+def test_rrdb_global_skip_starts_at_interpolation_and_marks_its_keys():
     x = torch.rand(1, 3, 8, 12)
     net = RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, scale=4, global_skip="bicubic")
     expected = torch.nn.functional.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)
     assert torch.allclose(net(x), expected, atol=1e-6)
     plain = RRDBNet(3, 3, scale=4, num_feat=8, num_block=1, num_grow_ch=4)
-    net.load_state_dict(plain.state_dict(), strict=True)
+    state = net.state_dict()  # the same tensors as ESRGAN's, under a prefix naming the variant
+    assert list(state) == [f"bicubic_skip.{k}" for k in plain.state_dict()]
+    assert split_variant_prefix(state)[1] == {"upsampler": "nearest", "global_skip": "bicubic"}
+    net.load_state_dict(plain.state_dict(), strict=True)  # unprefixed keys (older checkpoints) load too
     assert torch.allclose(net(x), plain(x) + expected, atol=1e-5)
+    again = RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, scale=4, global_skip="bicubic")
+    again.load_state_dict(net.state_dict(), strict=True)
+    assert torch.equal(again(x), net(x))
+    wrapped = torch.nn.Sequential(net).state_dict()  # nested (DDP's module., EMA copies): the prefix follows
+    assert "0.bicubic_skip.conv_first.weight" in wrapped
+    with pytest.raises(RuntimeError, match="Missing key"):
+        plain.load_state_dict(state)  # BasicSR's RRDBNet refuses it instead of computing another network
+    shuffle = RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, upsampler="pixelshuffle", global_skip="bilinear")
+    assert next(iter(shuffle.state_dict())) == "pixelshuffle_bilinear_skip.conv_first.weight"
+    assert len(VARIANT_PREFIXES) == len(UPSAMPLERS) * len(GLOBAL_SKIPS) - 1
     with pytest.raises(ValueError, match="global_skip"):
         RRDBGenerator(num_feat=8, num_block=1, global_skip="lanczos")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
+from realesrgan_ext.archs.rrdb_arch import RRDBGenerator, split_variant_prefix
 from realesrgan_ext.inference.model_blending import (
     BlendError,
     blend_checkpoints,
@@ -69,7 +69,7 @@ def test_blended_checkpoint_keeps_arch_and_loads(pair, tmp_path):
     assert load_model(out).settings == load_blended_model(path_a, path_b, 0.3).settings
 
 
-def test_blended_output_lies_between_its_parents(pair):
+def test_blended_output_lies_between_its_parents(pair, one_torch_thread):
     path_a, path_b, _, _ = pair
     image = torch.from_numpy(smooth_image(16, 16)).permute(2, 0, 1)[None].float() / 255
     with torch.no_grad():
@@ -93,8 +93,12 @@ def test_mismatched_architectures_are_refused(pair, tmp_path):
     save_generator(deeper, 3, {**TINY, "num_block": 2})
     with pytest.raises(BlendError, match=r"'body\.1\.rdb1\.conv1\.weight' is in .*deeper\.pth but not in .*a\.pth"):
         blend_checkpoints(path_a, deeper, 0.5)
-    skip = tmp_path / "skip.pth"  # same weights, another network: the arch record tells
+    skip = tmp_path / "skip.pth"  # another network: its keys carry the variant's prefix
     save_generator(skip, 4, {**TINY, "global_skip": "bicubic"})
+    with pytest.raises(BlendError, match="first mismatched key 'conv_first.weight' is in .*a.pth but not in"):
+        load_blended_model(path_a, skip, 0.5)
+    old_skip = torch.load(skip, weights_only=True)  # an older checkpoint: ESRGAN's keys, only the arch record tells
+    torch.save({**old_skip, "params": split_variant_prefix(old_skip["params"])[0]}, skip)
     with pytest.raises(BlendError, match="global_skip is None in .*a.pth and 'bicubic' in .*skip.pth"):
         load_blended_model(path_a, skip, 0.5)
     with pytest.raises(BlendError, match="from 0"):
@@ -104,7 +108,7 @@ def test_mismatched_architectures_are_refused(pair, tmp_path):
     assert not (tmp_path / "x.pth").exists()
 
 
-def test_inference_cli_blends_on_the_fly(pair, tmp_path, monkeypatch):
+def test_inference_cli_blends_on_the_fly(pair, tmp_path, monkeypatch, one_torch_thread):
     path_a, path_b, _, _ = pair
     monkeypatch.setenv("REALESRGAN_EXT_CACHE", str(tmp_path / "cache"))
     assert parse_blend_spec("C:/models/gan.pth:0.25") == ("C:/models/gan.pth", 0.25)

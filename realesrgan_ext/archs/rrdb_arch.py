@@ -5,6 +5,12 @@ With ``upsampler='nearest'`` the state dict has exactly the keys and shapes of
 ``conv_body``, ``conv_up1``, ``conv_up2``, ``conv_hr``, ``conv_last``), so the official
 ESRGAN / Real-ESRGAN / Real-ESRNet checkpoints load with ``strict=True``. Scale 8 adds
 ``conv_up3``; ``upsampler='pixelshuffle'`` replaces ``conv_upK`` by ``conv_shuffleK``.
+
+A generator that computes something ESRGAN's network does not (``upsampler='pixelshuffle'`` or a
+``global_skip``) saves its weights under a prefix naming the variant (``bicubic_skip.conv_first.weight``,
+see ``variant_prefix``): loaders that recognise ESRGAN by its key names (spandrel, hence chaiNNer and
+ComfyUI; BasicSR's ``RRDBNet``) then refuse the file instead of silently running another network,
+and the keys alone say what the network is. Loading accepts the keys with or without the prefix.
 """
 
 from __future__ import annotations
@@ -27,6 +33,33 @@ DENSE_LAYERS = 5  # convolutions per residual dense block
 UNSHUFFLE_FACTOR = {1: 4, 2: 2, 4: 1, 8: 1}
 UPSAMPLERS = ("nearest", "pixelshuffle")
 GLOBAL_SKIPS = (None, "bilinear", "bicubic")
+ESRGAN_VARIANT = ("nearest", None)  # (upsampler, global_skip) of ESRGAN's own network: no key prefix
+
+
+def variant_prefix(upsampler: str = "nearest", global_skip: str | None = None) -> str:
+    """Key prefix of a variant's state dict: ``''`` for ESRGAN's network, else e.g. ``'pixelshuffle.'``,
+    ``'bicubic_skip.'``, ``'pixelshuffle_bilinear_skip.'``."""
+    if (upsampler, global_skip) == ESRGAN_VARIANT:
+        return ""
+    parts = ([upsampler] if upsampler != ESRGAN_VARIANT[0] else []) + ([f"{global_skip}_skip"] if global_skip else [])
+    return "_".join(parts) + "."
+
+
+# prefix -> the settings it names, for every variant
+VARIANT_PREFIXES = {variant_prefix(u, g): {"upsampler": u, "global_skip": g}
+                    for u in UPSAMPLERS for g in GLOBAL_SKIPS if (u, g) != ESRGAN_VARIANT}
+
+
+def split_variant_prefix(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str | None]]:
+    """A state dict's keys without a variant prefix, and the settings that prefix names (``{}`` if none).
+
+    Only a state dict whose every key carries the same prefix of ``VARIANT_PREFIXES`` is changed.
+    """
+    first = next(iter(state), "")
+    prefix = next((p for p in VARIANT_PREFIXES if first.startswith(p)), None)
+    if prefix is None or not all(k.startswith(prefix) for k in state):
+        return state, {}
+    return {k[len(prefix):]: v for k, v in state.items()}, dict(VARIANT_PREFIXES[prefix])
 
 
 class ResidualDenseBlock(nn.Module):
@@ -86,8 +119,9 @@ class RRDBGenerator(nn.Module):
             input to the output, so the network learns only the detail interpolation misses
             (as VDSR and most lightweight SR nets do). ``conv_last`` then starts at zero, so an
             untrained model already equals the interpolation; small models beat bicubic within
-            a few hundred iterations. Adds no parameters: the state dict is unchanged, so the
-            setting must be known when loading (our checkpoints record it under ``'arch'``).
+            a few hundred iterations. Adds no parameters; the state dict's keys get the
+            variant's prefix (see the module docstring), and our checkpoints also record it
+            under ``'arch'``.
 
     Attributes:
         scale, num_in_ch, num_out_ch, upsampler: the constructor arguments.
@@ -132,6 +166,10 @@ class RRDBGenerator(nn.Module):
         if global_skip:
             nn.init.zeros_(self.conv_last.weight)
             nn.init.zeros_(self.conv_last.bias)
+        self.key_prefix = variant_prefix(upsampler, global_skip)
+        if self.key_prefix:
+            self.register_state_dict_post_hook(_add_key_prefix)
+            self.register_load_state_dict_pre_hook(_strip_key_prefix)
 
     @property
     def size_multiple(self) -> int:
@@ -172,3 +210,17 @@ class RRDBGenerator(nn.Module):
         out = self.reconstruct(self.features(x))
         skip = self.skip(x)
         return out if skip is None else out + skip
+
+
+def _add_key_prefix(module: RRDBGenerator, state: dict, prefix: str, local_metadata: dict) -> None:
+    """State-dict hook: ``<prefix>conv_first.weight`` -> ``<prefix><variant>conv_first.weight`` (order kept)."""
+    own = [k for k in state if k.startswith(prefix)]
+    for key in own:
+        state[prefix + module.key_prefix + key[len(prefix):]] = state.pop(key)
+
+
+def _strip_key_prefix(module: RRDBGenerator, state: dict, prefix: str, *args) -> None:
+    """Load pre-hook: accept the variant's prefixed keys (and, as before, unprefixed ones)."""
+    marked = prefix + module.key_prefix
+    for key in [k for k in state if k.startswith(marked)]:
+        state[prefix + key[len(marked):]] = state.pop(key)

@@ -135,12 +135,12 @@ def _check_same_weights(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Ten
 
 def _check_same_architecture(a: LoadedModel, b: LoadedModel, names: tuple[str, str]) -> None:
     """Equal weights can still mean different networks (``global_skip``, ``resize_output``)."""
-    _check_same_weights(a.module.state_dict(), b.module.state_dict(), names)
     desc_a, desc_b = _architecture(a), _architecture(b)
     for key in [*desc_a, *(k for k in desc_b if k not in desc_a)]:
         if desc_a.get(key) != desc_b.get(key):
             raise BlendError(f"cannot blend {names[0]} and {names[1]}: not the same architecture; {key} is "
                              f"{desc_a.get(key)!r} in {names[0]} and {desc_b.get(key)!r} in {names[1]}")
+    _check_same_weights(a.module.state_dict(), b.module.state_dict(), names)
 
 
 def _architecture(model: LoadedModel) -> dict[str, Any]:

@@ -14,10 +14,11 @@ facts the inference engine needs (scale, channels, input size multiple, fp16/bf1
 * Real-ESRGAN's compact network (``'arch'`` type ``SRVGGNetCompact``, e.g. the converted
   realesr-animevideov3 models) is built from spandrel's definition, without basicsr; its
   checkpoint may add ``resize_output`` (``{'mode': 'bicubic', 'scale': 2}``: the x2 / x3 models
-  are the x4 network with its output resized, see ``resized_output``).
+  are the x4 network with its output resized, see ``resized_output``; their keys are then
+  ``ResizedOutput``'s, ``net.body.0.weight``..., and older conversions' unprefixed keys load too).
 * RRDB checkpoints (ours, BasicSR's, Real-ESRGAN's, and ESRGAN's 2019 ``RRDB_trunk`` naming)
-  load into ``RRDBGenerator`` with settings inferred from the keys (see
-  ``infer_rrdb_settings``); recorded ``'arch'`` options, then explicit ``settings``, override
+  load into ``RRDBGenerator`` with settings inferred from the keys, a variant's key prefix included
+  (see ``infer_rrdb_settings``); recorded ``'arch'`` options, then explicit ``settings``, override
   what is inferred.
 * Anything else goes to spandrel's key detection (EDSR-like, RCAN, SwinIR, Real-ESRGAN
   Compact, old-style ``model.N`` ESRGAN, ...). Nothing is ever downloaded.
@@ -42,12 +43,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from realesrgan_ext.archs.rrdb_arch import UNSHUFFLE_FACTOR, RRDBGenerator
+from realesrgan_ext.archs.rrdb_arch import UNSHUFFLE_FACTOR, RRDBGenerator, split_variant_prefix
 from realesrgan_ext.inference.arch_allowlist import ArchRecordError, check_arch_record
 from realesrgan_ext.inference.checkpoint_structure import check_structure, short_repr, short_text
 from realesrgan_ext.inference.model_errors import ModelLoadError, ModelTooLargeError, UnsafeCheckpointError
 from realesrgan_ext.inference.model_size import build_budget, check_checkpoint_file, check_weights
-from realesrgan_ext.inference.resized_output import with_resized_output
+from realesrgan_ext.inference.resized_output import resized_net_state, with_resized_output
 from realesrgan_ext.limits import Limits
 
 # Wrapper keys tried in order; the first one holding a dict of tensors is the state dict.
@@ -157,7 +158,7 @@ def load_model(source: str | Path | Mapping[str, Any], settings: Mapping[str, An
     with build_budget(name, limits, state):
         if isinstance(recorded, Mapping):
             return _load_recorded(raw, recorded, state, name, settings)
-        if all(k in state for k in _RRDB_REQUIRED):
+        if all(k in split_variant_prefix(state)[0] for k in _RRDB_REQUIRED):
             return _load_rrdb(state, name, settings)
         if settings:
             raise ModelLoadError(f"{name}: explicit settings are only supported for RRDB checkpoints "
@@ -175,8 +176,9 @@ def _load_recorded(raw: Mapping[str, Any], recorded: Mapping[str, Any], state: d
     opts = {k: v for k, v in recorded.items() if k != "type"}
     arch_type = recorded.get("type", RRDB_TYPES[0])
     if arch_type == COMPACT_TYPE:
-        loaded = _load_compact({**opts, **(settings or {})}, state, name)
         resize = raw.get("resize_output")
+        net_state = state if resize is None else resized_net_state(state)  # ResizedOutput's keys: net.*
+        loaded = _load_compact({**opts, **(settings or {})}, net_state, name)
         return loaded if resize is None else with_resized_output(loaded, resize, name)
     if arch_type not in RRDB_TYPES:
         return _load_registered(str(arch_type), {**opts, **(settings or {})}, state, name)
@@ -248,8 +250,10 @@ def infer_rrdb_settings(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     num_feat: conv_first out channels; num_grow_ch: rdb1.conv1 out channels; num_block: highest
     ``body.N`` + 1; num_out_ch: conv_last out channels; scale 8 when ``conv_up3`` (or
     ``conv_shuffle3``) exists, else from conv_first in channels / num_out_ch (1 -> x4, 4 -> x2 with
-    a 2x pixel-unshuffle, 16 -> x1 with 4x), which also gives num_in_ch.
+    a 2x pixel-unshuffle, 16 -> x1 with 4x), which also gives num_in_ch. Keys under a variant's prefix
+    (``bicubic_skip.conv_first.weight``, see ``rrdb_arch.variant_prefix``) also give upsampler and global_skip.
     """
+    state, variant = split_variant_prefix(dict(state))
     conv_first = state["conv_first.weight"]
     num_out_ch = int(state["conv_last.weight"].shape[0])
     first_in = int(conv_first.shape[1])
@@ -272,6 +276,7 @@ def infer_rrdb_settings(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         "num_block": max(blocks) + 1,
         "num_grow_ch": int(state["body.0.rdb1.conv1.weight"].shape[0]),
         "upsampler": upsampler,
+        **variant,
     }
 
 

@@ -24,6 +24,7 @@ from realesrgan_ext.inference.ncnn_import import (
     _check_conv,
     _Graph,
 )
+from realesrgan_ext.inference.resized_output import NET_PREFIX
 
 COMPACT_TYPE = "SRVGGNetCompact"
 INTERP_BICUBIC = 3
@@ -77,7 +78,8 @@ def _body(graph: _Graph, convs: list[int], prelus: list[int], input_index: int) 
 
 def compact_checkpoint(layers: list[NcnnLayer], source: str = "<ncnn>") -> dict:
     """Check that ``layers`` are an SRVGGNetCompact graph; return ``params_ema``, ``arch``, ``scale``
-    and, when the graph ends in a bicubic resize, ``resize_output`` (``{'mode': 'bicubic', 'scale': s}``)."""
+    and, when the graph ends in a bicubic resize, ``resize_output`` (``{'mode': 'bicubic', 'scale': s}``;
+    ``params_ema`` is then ``ResizedOutput``'s state dict, ``net.``-prefixed)."""
     graph = _Graph(layers, source)
     counts, convs, prelus, inputs = (graph.counts, graph.indices("Convolution"), graph.indices("PReLU"),
                                      graph.indices("Input"))
@@ -119,4 +121,6 @@ def compact_checkpoint(layers: list[NcnnLayer], source: str = "<ncnn>") -> dict:
                                f"below {upscale} (type {kind}, scales {scale_h} x {scale_w})")
         checkpoint["scale"] = int(round(scale))
         checkpoint["resize_output"] = {"mode": "bicubic", "scale": int(round(scale))}
+        # ResizedOutput's keys, so that loaders unaware of the resize refuse the file (see resized_output)
+        checkpoint["params_ema"] = {NET_PREFIX + k: v for k, v in state.items()}
     return checkpoint

