@@ -13,6 +13,7 @@ from basicsr.models import build_model
 from helpers import read_log, run_train, smooth_image, write_pair_folders
 from torch.utils.data import DataLoader
 
+from realesrgan_ext.archs.rrdb_arch import variant_prefix
 from realesrgan_ext.data.paired_lrhr_dataset import PairedLRHRDataset
 from realesrgan_ext.models.collapse_guard import CollapseGuardOptions, OutputCheck
 from realesrgan_ext.option_validation import validate_options
@@ -21,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_SKIP = {"type": "RRDBGenerator", "num_feat": 8, "num_block": 1, "num_grow_ch": 4, "scale": 4,
              "global_skip": "bicubic"}
 TINY = {k: v for k, v in TINY_SKIP.items() if k != "global_skip"}
+LAST = variant_prefix(global_skip="bicubic") + "conv_last."  # TINY_SKIP's last conv, under its variant's key prefix
 
 
 def image_tensor(seed: int, size: int = 32) -> torch.Tensor:
@@ -89,8 +91,8 @@ def with_noise(net, scale: float) -> dict[str, torch.Tensor]:
     """The generator's weights with the last convolution set to ``scale``-sized noise (0: bicubic exactly)."""
     state = {k: v.clone() for k, v in net.state_dict().items()}
     g = torch.Generator().manual_seed(1)
-    state["conv_last.weight"] = torch.randn(state["conv_last.weight"].shape, generator=g) * scale
-    state["conv_last.bias"] = torch.zeros_like(state["conv_last.bias"])
+    state[f"{LAST}weight"] = torch.randn(state[f"{LAST}weight"].shape, generator=g) * scale
+    state[f"{LAST}bias"] = torch.zeros_like(state[f"{LAST}bias"])
     return state
 
 
@@ -125,9 +127,9 @@ def test_keep_best_keeps_the_best_checkpoint_baseline_included(tmp_path, one_tor
     assert record["iteration"] == best_at and record["better"] == better and record["metric"] == "psnr"
     assert record["value"] == pytest.approx(scores[best_at]) and record["baseline"] == pytest.approx(scores[0])
     saved = torch.load(tmp_path / "models" / "net_g_best.pth", weights_only=True)
-    assert torch.equal(saved["params"]["conv_last.weight"], weights[best_at]["conv_last.weight"])
+    assert torch.equal(saved["params"][f"{LAST}weight"], weights[best_at][f"{LAST}weight"])
     assert saved["arch"]["type"] == "RRDBGenerator"
-    assert torch.equal(model.net_g.state_dict()["conv_last.weight"], weights[30]["conv_last.weight"])  # not swapped
+    assert torch.equal(model.net_g.state_dict()[f"{LAST}weight"], weights[30][f"{LAST}weight"])  # not swapped
 
 
 def test_a_starting_checkpoint_of_another_architecture_is_a_clear_error(tmp_path):
@@ -145,8 +147,8 @@ def test_a_starting_checkpoint_of_another_architecture_is_a_clear_error(tmp_path
 
     wider = build_network({**TINY_SKIP, "num_feat": 16})
     torch.save({"params": wider.state_dict()}, start)
-    with pytest.raises(ValueError, match=r"differ in shape, file vs network \(conv_first.weight \(16, 3, 3, 3\) "
-                                         r"vs \(8, 3, 3, 3\)"):
+    with pytest.raises(ValueError, match=r"differ in shape, file vs network \(bicubic_skip.conv_first.weight "
+                                         r"\(16, 3, 3, 3\) vs \(8, 3, 3, 3\)"):
         make_model(tmp_path, start)
 
 

@@ -220,7 +220,10 @@ def _add_key_prefix(module: RRDBGenerator, state: dict, prefix: str, local_metad
 
 
 def _strip_key_prefix(module: RRDBGenerator, state: dict, prefix: str, *args) -> None:
-    """Load pre-hook: accept the variant's prefixed keys (and, as before, unprefixed ones)."""
+    """Load pre-hook: accept the variant's prefixed keys (and, as before, unprefixed ones). A key given
+    both ways is left alone, so a strict load reports it instead of picking one."""
     marked = prefix + module.key_prefix
     for key in [k for k in state if k.startswith(marked)]:
-        state[prefix + key[len(marked):]] = state.pop(key)
+        plain = prefix + key[len(marked):]
+        if plain not in state:
+            state[plain] = state.pop(key)
