@@ -20,7 +20,8 @@ Where the valid keys come from: the code that reads them, never a list kept here
   (BasicSR's scheduler), ``val.metrics.<name>`` (the metric function, all of its parameters
   but those the validation loop fills itself, ``img`` / ``img2``). An unknown key there would
   crash the call, so it is an error whoever owns the class (a metric taking ``**kwargs`` swallows
-  it: a warning for others' metrics).
+  it: a warning for others' metrics). A model that adapts a loss declares the keys it adds in
+  ``loss_option_keys = {loss type: keys}`` (PerceptualLoss's VGG19 weights).
 * A model class may declare ``option_conflicts(opt) -> list[str]`` (a classmethod) for
   contradictions between keys.
 
@@ -253,6 +254,8 @@ class _Checker:
                 keys = signature_keys(cls) if cls is not None else None
                 if cls is not None:
                     self.missing_arguments(where, value, cls)
+                    adapted = merged_class_keys(self.model_class, "loss_option_keys") if self.model_class else None
+                    keys = None if keys is None else keys | (adapted or {}).get(value.get("type"), frozenset())
             elif str(key).startswith("optim_"):
                 cls = self._optimizer_class(value.get("type"), where)
                 keys = signature_keys(cls, skip=1) if cls is not None else None  # params

@@ -19,11 +19,17 @@ from typing import Any
 
 import torch
 from basicsr.archs import build_network
-from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 
+from realesrgan_ext.models.basicsr_losses import (
+    WEIGHTS_OPTIONS,
+    GeneratorTerm,
+    build_basicsr_loss,
+    build_gan_loss,
+    loss_problems,
+)
 from realesrgan_ext.models.training_guardrails import TrainingGuardrails
 from realesrgan_ext.models.training_speed import TrainingSpeed
 from realesrgan_ext.registry import register_part
@@ -57,6 +63,8 @@ class AdversarialSRModel(TrainingGuardrails, SRModel):
     # ``{section: keys}``, ``""`` = top level; a subclass lists only its own additions.
     option_keys: dict[str, frozenset[str]] = {"train": frozenset({*LOSS_OPTION_KEYS.values(), "speed"}),
                                               "logger": frozenset({"keep_checkpoints"})}
+    # Keys a loss section accepts beyond the loss class's constructor (``models/basicsr_losses.py``).
+    loss_option_keys: dict[str, frozenset[str]] = {"PerceptualLoss": frozenset(WEIGHTS_OPTIONS)}
 
     @classmethod
     def option_conflicts(cls, opt: dict[str, Any]) -> list[str]:
@@ -70,6 +78,7 @@ class AdversarialSRModel(TrainingGuardrails, SRModel):
             problems.append("train.optim_d: missing, network_d needs an optimizer")
         if not any(train_opt.get(k) for k in (*LOSS_OPTION_KEYS.values(), "gan_opt")):
             problems.append("train: configure at least one of pixel_opt, perceptual_opt, gan_opt")
+        problems.extend(loss_problems(train_opt, LOSS_OPTION_KEYS))
         try:
             speed = TrainingSpeed.from_options(train_opt.get("speed"))
         except ValueError as error:
@@ -107,10 +116,11 @@ class AdversarialSRModel(TrainingGuardrails, SRModel):
         self.ema_decay = train_opt.get("ema_decay", 0)
         if self.ema_decay > 0:
             self._init_ema()
-        self.generator_losses = {name: self.speed.prepare_frozen(build_loss(dict(train_opt[key])).to(self.device))
-                                 for name, key in LOSS_OPTION_KEYS.items() if train_opt.get(key)}
+        self.generator_losses = {
+            name: self.speed.prepare_frozen(GeneratorTerm(name, build_basicsr_loss(train_opt[key])).to(self.device))
+            for name, key in LOSS_OPTION_KEYS.items() if train_opt.get(key)}
         self.net_d = self._build_discriminator() if self.opt.get("network_d") else None
-        self.cri_gan = build_loss(dict(train_opt["gan_opt"])).to(self.device) if self.net_d else None
+        self.cri_gan = build_gan_loss(train_opt["gan_opt"]).to(self.device) if self.net_d else None
         self.net_d_iters = train_opt.get("net_d_iters", 1)
         self.net_d_init_iters = train_opt.get("net_d_init_iters", 0)
         self.setup_optimizers()
@@ -208,7 +218,8 @@ class AdversarialSRModel(TrainingGuardrails, SRModel):
         return current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters
 
     def _generator_loss(self, targets: dict[str, torch.Tensor], log: OrderedDict) -> torch.Tensor:
-        terms = {name: loss(self.output, targets[name]) for name, loss in self.generator_losses.items()}
+        terms = {term: value for name, loss in self.generator_losses.items()
+                 for term, value in loss(self.output, targets[name]).items()}
         if self.net_d is not None:
             _set_requires_grad(self.net_d, False)
             fake_logits = self.net_d(self.output)
