@@ -64,6 +64,28 @@ def settings(tmp_path, monkeypatch) -> WebSettings:
     return WebSettings(output=tmp_path / "out", experiments=tmp_path / "experiments", device="cpu")
 
 
+def test_blend_slider_blends_the_model_with_another(tmp_path, settings, one_torch_thread):
+    first = settings.experiments / "tiny" / "models" / "net_g_1.pth"
+    second = settings.experiments / "tiny" / "models" / "net_g_2.pth"
+    checkpoint = torch.load(first, weights_only=True)
+    nudged = {k: v + 0.01 * torch.randn_like(v) for k, v in checkpoint["params_ema"].items()}
+    torch.save({**checkpoint, "params_ema": nudged}, second)
+    files = [str(write_rgb(tmp_path / "up" / "a.png", photo(8, 6)))]
+    cache, out = UpscalerCache("cpu"), {}
+    for label, model, alpha in (("A", first, 0.0), ("B", second, 0.0), ("half", first, 0.5), ("one", first, 1.0)):
+        status, report = run_request(settings, cache, files, str(model), None, 0, 0, "fp32", "pytorch",
+                                     blend_model=str(second), blend_alpha=alpha)
+        assert report is not None, status
+        out[label] = load_image(report.written[0]).pixels.astype(int)
+        assert ("blended with" in status) == (label == "half"), status
+    assert np.abs(out["one"] - out["B"]).max() <= 1  # alpha 1: the other model
+    parents = np.abs(out["A"] - out["B"]).mean()
+    assert parents > 1 and 0 < np.abs(out["half"] - out["A"]).mean() < parents
+    status, _ = run_request(settings, cache, files, str(first), None, 0, 0, "fp32", "pytorch",
+                            blend_model="/etc/passwd", blend_alpha=0.5)
+    assert "not one of the offered models" in status
+
+
 def test_zip_members_stay_inside_and_expansion_is_bounded(tmp_path):
     archive = tmp_path / "pack.zip"
     png = cv2.imencode(".png", photo(8, 8))[1].tobytes()

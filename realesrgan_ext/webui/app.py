@@ -40,8 +40,12 @@ def prepare_environment(settings: WebSettings) -> None:
 
 def run_request(settings: WebSettings, cache: UpscalerCache, files: list[str] | None, model: str | None,
                 checkpoint: str | None, outscale: float | None, tile: int | None, precision: str,
-                backend: str = "auto", progress=None) -> tuple[str, RunReport | None]:
-    """Everything one click does, without Gradio: returns (status markdown, report or None)."""
+                backend: str = "auto", progress=None, blend_model: str | None = None,
+                blend_alpha: float = 0.0) -> tuple[str, RunReport | None]:
+    """Everything one click does, without Gradio: returns (status markdown, report or None).
+
+    ``blend_model`` (a dropdown value) and ``blend_alpha`` > 0 blend the model with it first
+    (``model_blending``: (1 - alpha) * model + alpha * blend model)."""
     progress = progress or (lambda fraction, text: None)
     if not files:
         return "Upload one or more images (or a .zip of images) first.", None
@@ -51,7 +55,9 @@ def run_request(settings: WebSettings, cache: UpscalerCache, files: list[str] | 
     try:
         progress(0.0, "loading the model")
         path = Path(checkpoint) if checkpoint else resolve_choice(model or "", settings.experiments)
-        upscaler = cache.get(path, int(tile or 0), precision, backend)
+        blend = (resolve_choice(blend_model, settings.experiments), float(blend_alpha)) \
+            if blend_model and blend_alpha else None
+        upscaler = cache.get(path, int(tile or 0), precision, backend, blend)
     except (ModelLoadError, ValueError, FileNotFoundError, OSError) as err:
         return f"**Error:** cannot use the model: {err}", None
     images, failed = collect_uploads([Path(f) for f in files], settings.max_upload_bytes)
@@ -69,12 +75,13 @@ def build_app(settings: WebSettings) -> gr.Blocks:
     def choices() -> list[tuple[str, str]]:
         return [(c.label, c.value) for c in list_models(settings.experiments)]
 
-    def on_upscale(files, model, checkpoint, outscale, tile, precision, backend, progress=gr.Progress()):
+    def on_upscale(files, model, checkpoint, outscale, tile, precision, backend, blend, blend_alpha,
+                   progress=gr.Progress()):
         def report_progress(fraction: float, text: str) -> None:
             progress(fraction, desc=text)
 
         status, report = run_request(settings, cache, files, model, checkpoint, outscale, tile, precision,
-                                     backend, report_progress)
+                                     backend, report_progress, blend, blend_alpha)
         if report is None:
             return status, gr.update(choices=[], value=None), None, None, []
         names = [c.name for c in report.comparisons]
@@ -98,6 +105,11 @@ def build_app(settings: WebSettings) -> gr.Blocks:
                 with gr.Row():
                     model = gr.Dropdown(initial, value=default, label="Model", elem_id="model", scale=4)
                     refresh = gr.Button("Refresh list", size="sm", scale=1)
+                with gr.Row():
+                    blend = gr.Dropdown(initial, value=None, label="Blend with (same architecture, optional)",
+                                        elem_id="blend", scale=3)
+                    blend_alpha = gr.Slider(0, 1, value=0, step=0.05, label="Blend: 0 = the model, 1 = the blend",
+                                            elem_id="blend-alpha", scale=2)
                 checkpoint = gr.File(label="Or upload a checkpoint (used instead of the list)",
                                      file_types=list(CHECKPOINT_SUFFIXES), type="filepath", elem_id="checkpoint")
                 outscale = gr.Number(label="Outscale (0: the model's own scale)", value=0, minimum=0,
@@ -115,8 +127,8 @@ def build_app(settings: WebSettings) -> gr.Blocks:
                                          elem_id="compare")
                 downloads = gr.File(label="Download", file_count="multiple", interactive=False, elem_id="downloads")
         comparisons = gr.State([])
-        refresh.click(lambda: gr.update(choices=choices()), None, model)
-        run.click(on_upscale, [files, model, checkpoint, outscale, tile, precision, backend],
+        refresh.click(lambda: (gr.update(choices=choices()),) * 2, None, [model, blend])
+        run.click(on_upscale, [files, model, checkpoint, outscale, tile, precision, backend, blend, blend_alpha],
                   [status, pick, compare, downloads, comparisons])
         pick.change(on_pick, [pick, comparisons], compare)
     return app

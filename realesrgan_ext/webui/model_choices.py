@@ -15,6 +15,7 @@ from pathlib import Path
 
 from realesrgan_ext.inference.bundled_models import BUNDLED_MODELS, official_model_path
 from realesrgan_ext.inference.engines import make_upscaler
+from realesrgan_ext.inference.model_blending import load_blended_model
 from realesrgan_ext.inference.model_loader import PTH_SUFFIXES, SAFETENSORS_SUFFIX, load_model
 from realesrgan_ext.inference.upscaler import Upscaler
 
@@ -68,14 +69,22 @@ class UpscalerCache:
         self._upscaler: Upscaler | None = None
         self._lock = threading.Lock()
 
-    def get(self, checkpoint: Path, tile: int, precision: str, backend: str = "auto") -> Upscaler:
+    def get(self, checkpoint: Path, tile: int, precision: str, backend: str = "auto",
+            blend: tuple[Path, float] | None = None) -> Upscaler:
         """An ``Upscaler`` for ``checkpoint`` on the engine ``backend`` resolves to, built as the CLI builds
-        it (``engines.make_upscaler``); raises ``ModelLoadError`` / ``ValueError`` with the CLI's messages."""
-        stat = checkpoint.stat()
-        key = (str(checkpoint.resolve()), stat.st_mtime_ns, stat.st_size, tile, precision, backend)
+        it (``engines.make_upscaler``); raises ``ModelLoadError`` / ``ValueError`` with the CLI's messages.
+        ``blend=(other, alpha)``: the checkpoint blended with ``other``, as ``--blend other:alpha``."""
+        key = (_file_key(checkpoint), tile, precision, backend, blend and (_file_key(blend[0]), blend[1]))
         with self._lock:
             if key != self._key or self._upscaler is None:
                 self._upscaler = None  # free the old copy before building the new one
-                self._upscaler = make_upscaler(load_model(checkpoint), backend, precision, self.device, tile=tile)
+                model = load_model(checkpoint) if blend is None else load_blended_model(checkpoint, *blend)
+                self._upscaler = make_upscaler(model, backend, precision, self.device, tile=tile)
                 self._key = key
             return self._upscaler
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    """A file's identity for the cache: path, modification time and size (a rewritten file is reloaded)."""
+    stat = path.stat()
+    return str(path.resolve()), stat.st_mtime_ns, stat.st_size
