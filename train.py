@@ -1,5 +1,8 @@
 """Train with BasicSR's own loop: ``python train.py -opt options/esrgan_x4.yml [--auto_resume]``.
 
+``--check`` checks the option file, its data and its checkpoints without training (exit 0, or 2
+with every problem: docs/checking-options.md); ``--no-check`` skips the option validation.
+
 ``realesrgan_ext.register()`` applies the basicsr compatibility fixes and registers our
 architectures, datasets, losses and models; the option file is then validated (an unknown or
 contradictory key stops the run with its name and the nearest valid one), and ``experiments/``
@@ -18,9 +21,9 @@ def main() -> None:
     from basicsr.train import train_pipeline
 
     from realesrgan_ext.models.training_guardrails import TrainingCollapse
-    from realesrgan_ext.option_validation import validate_option_file_from_argv
+    from realesrgan_ext.option_check import run_from_argv
 
-    validate_option_file_from_argv()
+    run_from_argv()  # --check: check only (exit 0 or 2); --no-check: skip; else validate, then train
     try:
         train_pipeline(str(Path(__file__).resolve().parent))
     except TrainingCollapse as collapse:  # val.collapse_guard: the message says where the good model is

@@ -342,17 +342,3 @@ def validate_option_file(path: str | os.PathLike) -> dict[str, Any]:
     for warning in validate_options(opt, os.fspath(path)):
         print(f"warning: {warning}", file=sys.stderr)
     return opt
-
-
-def validate_option_file_from_argv(argv: list[str] | None = None) -> None:
-    """Validate the ``-opt`` file of a ``train.py`` command line; exit with the problems if any."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("-opt", required=True)
-    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    try:
-        validate_option_file(args.opt)
-    except (OptionFileError, OSError) as e:
-        raise SystemExit(f"error: {e}") from None

@@ -8,11 +8,11 @@ import yaml
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from realesrgan_ext.models.adversarial_sr_model import AdversarialSRModel
+from realesrgan_ext.option_check import run_from_argv
 from realesrgan_ext.option_validation import (
     OptionFileError,
     merged_class_keys,
     validate_option_file,
-    validate_option_file_from_argv,
     validate_options,
 )
 
@@ -192,9 +192,9 @@ def test_train_py_front_exits_with_the_problems(tmp_path):
     path = tmp_path / "bad.yml"
     path.write_text(yaml.safe_dump(opt))
     with pytest.raises(SystemExit) as info:
-        validate_option_file_from_argv(["-opt", str(path), "--auto_resume"])
+        run_from_argv(["-opt", str(path), "--auto_resume"])
     assert "network_g.num_blocks" in str(info.value.code) and str(path) in str(info.value.code)
-    validate_option_file_from_argv(["-opt", str(REPO / "tests/data/tiny_esrgan_x4.yml")])
+    run_from_argv(["-opt", str(REPO / "tests/data/tiny_esrgan_x4.yml")])
 
 
 # Keys BasicSR's own models read (as in its v1.4.2 option files), by model_type and section.
