@@ -81,9 +81,7 @@ class PairedLRHRDataset(Dataset):
     RGB float tensors in [0, 1].
     """
 
-    # Keys read beyond BasicSR's dataloader keys (checked by ``realesrgan_ext.option_validation``).
-    option_keys = frozenset({"dataroot_gt", "dataroot_lq", "io_backend", "meta_info_file", "filename_tmpl",
-                             "gt_size", "use_hflip", "use_rot"})
+    # The option keys it reads are found in its source (``realesrgan_ext.option_reads``).
 
     def __init__(self, opt: dict[str, Any]):
         self.opt = opt

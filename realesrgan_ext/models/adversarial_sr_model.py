@@ -59,10 +59,7 @@ def _restore_buffers(snapshot: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
 class AdversarialSRModel(TrainingGuardrails, SRModel):
     """Generator (+ optional discriminator) trained with pixel, perceptual and GAN losses."""
 
-    # Option keys this class reads beyond BasicSR's (``realesrgan_ext.option_validation``):
-    # ``{section: keys}``, ``""`` = top level; a subclass lists only its own additions.
-    option_keys: dict[str, frozenset[str]] = {"train": frozenset({*LOSS_OPTION_KEYS.values(), "speed"}),
-                                              "logger": frozenset({"keep_checkpoints"})}
+    # The option keys this class reads are found in its source (``realesrgan_ext.option_reads``).
     # Keys a loss section accepts beyond the loss class's constructor (``models/basicsr_losses.py``).
     loss_option_keys: dict[str, frozenset[str]] = {"PerceptualLoss": frozenset(WEIGHTS_OPTIONS)}
 
