@@ -17,9 +17,10 @@ import argparse
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 ENV_PREFIX = "REALESRGAN_EXT_"
+_PAGE = {"page": True}  # field metadata: a limit of a web request (no command-line flag)
 
 
 class LimitError(ValueError):
@@ -57,8 +58,8 @@ class Limits:
     max_zip_ratio: float = 100.0
     max_structure_depth: int = 16
     max_structure_items: int = 100_000
-    max_images: int = 200
-    max_request_pixels: int = 2 ** 28
+    max_images: int = field(default=200, metadata=_PAGE)
+    max_request_pixels: int = field(default=2 ** 28, metadata=_PAGE)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -105,13 +106,13 @@ def over_limit(what: str, value: float, field_name: str, limits: Limits, unit: s
                       f"({field_name}; {how_to_raise(field_name)})")
 
 
-def add_limit_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
-    """One ``--max-...`` flag per limit (or per ``names``), defaulting to the environment's value."""
+def add_limit_arguments(parser: argparse.ArgumentParser, page: bool = False) -> None:
+    """One ``--max-...`` flag per limit (the web request's too with ``page``), defaulting to the environment's."""
     group = parser.add_argument_group("limits (refuse inputs that would cost more; defaults suit real photos)")
     current = Limits.from_env()
     for f in fields(Limits):
-        if names is None or f.name in names:
-            group.add_argument(flag_name(f.name), dest=f.name, type=float, default=None, metavar="N",
+        if page or not f.metadata.get("page"):
+            group.add_argument(flag_name(f.name), dest=f.name, type=float, default=argparse.SUPPRESS, metavar="N",
                                help=f"default {_plain(getattr(current, f.name))} (env {env_name(f.name)})")
 
 

@@ -5,7 +5,8 @@
 
 A thin front over ``realesrgan_ext.inference``: ``load_model`` -> ``engines.make_upscaler`` -> ``plan_jobs`` /
 ``run_jobs``. Exit status: 0 all written, 1 some files failed (listed at the end), 2 nothing was
-done (bad arguments, unreadable model, an output that would overwrite an input).
+done (bad arguments, unreadable model, an output that would overwrite an input, no usable image;
+every input is checked against the limits of ``realesrgan_ext.limits`` first), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from realesrgan_ext.startup import frozen_startup  # noqa: E402
 
 with frozen_startup():  # torch and the engines: about 0.5 s less start-up and exit (see realesrgan_ext.startup)
+    from realesrgan_ext.data.image_header import allow_in_pillow
     from realesrgan_ext.inference import (
         ALPHA_MODES,
         AUTO_TILE,
@@ -45,6 +47,8 @@ with frozen_startup():  # torch and the engines: about 0.5 s less start-up and e
     from realesrgan_ext.inference.engines import BACKENDS, MIN_PSNR, STRIPED_TILE, make_upscaler
     from realesrgan_ext.inference.model_blending import load_blended_model, parse_blend_spec
     from realesrgan_ext.inference.ray_batch import RayUnavailableError, UpscaleSettings, run_jobs_ray
+    from realesrgan_ext.inference.upscaler import check_outscale
+    from realesrgan_ext.limits import Limits, add_limit_arguments, limits_from_args
 
 
 def resolve_model(model: str) -> str:
@@ -65,12 +69,21 @@ def resolve_model(model: str) -> str:
     return str(official_model_path(bundled))
 
 
-def load_chosen_model(model: str, blend: str | None) -> LoadedModel:
+def load_chosen_model(model: str, blend: str | None, limits: Limits | None = None) -> LoadedModel:
     """``-m`` loaded, or blended on the fly with ``--blend MODEL:ALPHA``."""
     if not blend:
-        return load_model(resolve_model(model))
+        return load_model(existing_model(model), limits=limits)
     other, alpha = parse_blend_spec(blend)
-    return load_blended_model(resolve_model(model), resolve_model(other), alpha)
+    return load_blended_model(existing_model(model), existing_model(other), alpha)
+
+
+def existing_model(model: str) -> str:
+    """``resolve_model``, or a ``ModelLoadError`` listing the bundled names when it is neither a file nor one."""
+    resolved = resolve_model(model)
+    if not Path(resolved).exists():
+        raise ModelLoadError(f"{model}: no such model file, nor a bundled model name (bundled: "
+                             f"{', '.join(BUNDLED_MODELS)})")
+    return resolved
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     ray.add_argument("--ray-actors", type=int, default=0, help="model actors; 0 = as many as the cluster holds")
     ray.add_argument("--ray-cpus", type=float, default=1.0, help="CPUs per actor")
     ray.add_argument("--ray-gpus", type=float, default=0.0, help="GPUs per actor (use with --device cuda)")
+    add_limit_arguments(p)
     return p
 
 
@@ -132,19 +146,31 @@ def run_on_ray(args: argparse.Namespace, jobs: list) -> BatchResult:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit status 0 / 1 / 2 as the module docstring says; 130 on Ctrl-C (no traceback)."""
     args = build_parser().parse_args(argv)
     try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        limits = limits_from_args(args)
+        check_outscale(args.outscale, limits)  # before any image: a bad --outscale wastes nothing
+        allow_in_pillow(limits)
         jobs = plan_jobs(args.input, args.output, args.suffix, args.ext)
-        model = load_chosen_model(args.model, args.blend)  # with --ray too: refused here, not once per actor
+        model = load_chosen_model(args.model, args.blend, limits)  # with --ray too: refused here, not per actor
         if not jobs:
             print(f"error: no images ({' '.join(IMAGE_SUFFIXES)}) under {args.input}", file=sys.stderr)
             return 2
         if args.ray is not None:
             result = run_on_ray(args, jobs)
             print(result.summary(), file=sys.stderr if result.failed else sys.stdout)
-            return 0 if result.ok else 1
+            return exit_status(result)
         upscaler = make_upscaler(model, args.backend, args.precision, args.device, tile=args.tile,
-                                 tile_pad=args.tile_pad, alpha=args.alpha)
+                                 tile_pad=args.tile_pad, alpha=args.alpha, limits=limits)
     except (FileNotFoundError, OutputConflictError, ModelLoadError, ValueError, RayUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -154,7 +180,12 @@ def main(argv: list[str] | None = None) -> int:
         print(upscaler, file=sys.stderr)
     result = run_jobs(upscaler, jobs, outscale=args.outscale, ext=args.ext, progress=not args.quiet)
     print(result.summary(), file=sys.stderr if result.failed else sys.stdout)
-    return 0 if result.ok else 1
+    return exit_status(result)
+
+
+def exit_status(result: BatchResult) -> int:
+    """0 all written, 1 some failed, 2 none could be used."""
+    return 0 if result.ok else 1 if result.written else 2
 
 
 if __name__ == "__main__":

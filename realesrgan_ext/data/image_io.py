@@ -1,7 +1,8 @@
 """Decoding images to float arrays the way training and inference both need.
 
 Images are decoded with OpenCV's IMREAD_UNCHANGED so 16-bit and alpha survive decoding;
-``to_float`` then maps integers to [0, 1] by their own range (255 or 65535).
+``to_float`` then maps integers to [0, 1] by their own range (255 or 65535). Before decoding,
+the header's size and frames are checked against ``Limits`` (``image_header.read_header``).
 """
 
 from __future__ import annotations
@@ -12,28 +13,53 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realesrgan_ext.data.image_errors import ImageReadError, ImageTooLargeError
+from realesrgan_ext.data.image_header import ImageHeader, check_decoded, read_header
+from realesrgan_ext.limits import Limits
 
-class ImageReadError(ValueError):
-    """An image that cannot be decoded; the message names its source."""
+__all__ = ["ImageReadError", "ImageTooLargeError", "decode_image", "decode_with_header", "load_training_image",
+           "read_image", "to_bgr", "to_float"]
 
 
-def decode_image(data: bytes, source: str) -> np.ndarray:
-    """Decode encoded image bytes as stored: HxW gray, HxWx3 BGR or HxWx4 BGRA; uint8/uint16/float32."""
-    if not data:
-        raise ImageReadError(f"{source}: empty file")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+def decode_image(data: bytes, source: str, limits: Limits | None = None) -> np.ndarray:
+    """Decode encoded image bytes as stored: HxW gray, HxWx3 BGR or HxWx4 BGRA; uint8/uint16/float32.
+
+    Raises ``ImageTooLargeError`` (an ``ImageReadError``) before decoding when the header declares
+    more than ``limits`` allow, ``ImageReadError`` for anything unreadable.
+    """
+    return decode_with_header(data, source, limits)[0]
+
+
+def decode_with_header(data: bytes, source: str, limits: Limits | None = None) -> tuple[np.ndarray, ImageHeader]:
+    """``decode_image``, and the header it was checked against (mode, EXIF orientation, frames)."""
+    header = read_header(data, source, limits)
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as err:  # OpenCV's own limits (OPENCV_IO_MAX_IMAGE_PIXELS) and decoder failures
+        raise ImageReadError(f"{source}: OpenCV refused to decode {header.width}x{header.height} px "
+                             f"({_opencv_reason(err)})") from err
     if img is None:
         raise ImageReadError(f"{source}: not a readable image (corrupt, truncated or unknown format)")
-    return img
+    check_decoded(img.shape, header, source)
+    return img, header
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path, limits: Limits | None = None) -> np.ndarray:
     """Read a file with ``decode_image``; errors name the path."""
     try:
         data = Path(path).read_bytes()
     except OSError as err:
         raise ImageReadError(f"{path}: {err.strerror or err}") from err
-    return decode_image(data, str(path))
+    return decode_image(data, str(path), limits)
+
+
+def _opencv_reason(err: Exception) -> str:
+    """OpenCV's assertion in words: its pixel limit, or the first line of what it said."""
+    text = str(err)
+    if "CV_IO_MAX_IMAGE" in text:
+        return ("more than OpenCV's decoder accepts; set OPENCV_IO_MAX_IMAGE_PIXELS (default 2^30) in the "
+                "environment before starting to raise it")
+    return next((line.strip() for line in text.splitlines() if line.strip()), type(err).__name__)[:200]
 
 
 def to_float(img: np.ndarray, source: str = "image") -> np.ndarray:

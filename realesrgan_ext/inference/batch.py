@@ -26,7 +26,7 @@ from realesrgan_ext.inference.image_io import (
     load_image,
     save_image,
 )
-from realesrgan_ext.inference.upscaler import Upscaler
+from realesrgan_ext.inference.upscaler import Upscaler, check_outscale
 
 DEFAULT_SUFFIX = "out"  # Real-ESRGAN's: photo.png -> photo_out.png
 IO_WORKERS = 2  # decode / encode threads; also how many images are decoded ahead and written behind
@@ -134,6 +134,7 @@ def run_jobs(upscaler: Upscaler, jobs: list[Job], outscale: float | None = None,
     A file that fails to decode, upscale or write is recorded in ``BatchResult.failed`` with
     its path and reason (and printed above the progress bar); the rest still runs.
     """
+    check_outscale(outscale, upscaler.limits)  # before any image is read
     result, start = BatchResult(), time.perf_counter()
     taken = _claim({path_key(j.target) for j in jobs}, {path_key(j.source) for j in jobs})
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sr-io") as pool, \
@@ -160,7 +161,7 @@ def run_jobs(upscaler: Upscaler, jobs: list[Job], outscale: float | None = None,
         def submit_decode() -> None:
             job = next(pending, None)
             if job is not None:
-                decoding.append((job, pool.submit(load_image, job.source)))
+                decoding.append((job, pool.submit(load_image, job.source, upscaler.limits)))
 
         for _ in range(max(1, workers)):
             submit_decode()

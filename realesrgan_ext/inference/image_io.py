@@ -18,7 +18,8 @@ written file carries no orientation tag, so viewers show it the same way. Decodi
 OpenCV (``realesrgan_ext.data.image_io.decode_image``: 16-bit and alpha survive); JPEGs go through
 Pillow, which also rejects truncated files that a lenient decoder would half-fill; Pillow reads
 the PNG mode (palette, LA) and the EXIF orientation of other formats from the header.
-ICC profiles and other metadata are not copied to the output.
+ICC profiles and other metadata are not copied to the output. Every file's header is checked
+against ``Limits`` (pixels, frames) before it is decoded (``data.image_header``).
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
-from realesrgan_ext.data.image_io import ImageReadError, decode_image
+from realesrgan_ext.data.image_header import check_decoded, read_header
+from realesrgan_ext.data.image_io import ImageReadError, decode_with_header
+from realesrgan_ext.limits import Limits
 
 # Files a folder run picks up (case-insensitive); a single file given by path is always tried.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -44,7 +47,6 @@ WEBP_QUALITY = 95
 _WRITABLE = {"png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp"}
 _HIGH_DEPTH_EXTS = {"png", "tif", "tiff"}  # formats that hold 16-bit samples
 _ALPHA_EXTS = {"png"}  # images with alpha are always written as PNG
-_EXIF_ORIENTATION = 0x0112
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -66,24 +68,25 @@ class InputImage:
         return self.pixels.ndim == 3 and self.pixels.shape[2] in (2, 4)
 
 
-def load_image(path: str | Path) -> InputImage:
-    """Read and decode a file; ``ImageReadError`` (naming the path) for empty, corrupt or truncated files."""
+def load_image(path: str | Path, limits: Limits | None = None) -> InputImage:
+    """Read and decode a file; ``ImageReadError`` (naming the path) for empty, corrupt or truncated files,
+    ``ImageTooLargeError`` (one) for a header declaring more than ``limits`` allow."""
     try:
         data = Path(path).read_bytes()
     except OSError as err:
         raise ImageReadError(f"{path}: {err.strerror or err}") from err
     suffix = Path(path).suffix.lower().lstrip(".") or "png"
-    return decode(data, str(path), suffix)
+    return decode(data, str(path), suffix, limits)
 
 
-def decode(data: bytes, source: str, suffix: str = "png") -> InputImage:
+def decode(data: bytes, source: str, suffix: str = "png", limits: Limits | None = None) -> InputImage:
     """Decode encoded bytes to an ``InputImage`` (RGB order, orientation applied)."""
     if not data:
         raise ImageReadError(f"{source}: empty file")
     if data.startswith(_JPEG_MAGIC):
-        return InputImage(_decode_jpeg(data, source), source, "jpeg")
-    img = decode_image(data, source)  # BGR(A) / gray, uint8 / uint16 / float32, orientation not applied
-    mode, orientation = _pillow_header(data)
+        return InputImage(_decode_jpeg(data, source, limits), source, "jpeg")
+    img, header = decode_with_header(data, source, limits)  # BGR(A) / gray, orientation not applied
+    mode, orientation = header.mode, header.orientation
     if img.ndim == 3 and img.shape[2] == 4:
         if mode in ("LA", "La"):
             img = np.ascontiguousarray(img[:, :, (0, 3)])  # OpenCV expands LA to BGRA
@@ -183,17 +186,21 @@ def save_image(path: str | Path, pixels: np.ndarray) -> Path:
     return path
 
 
-def _decode_jpeg(data: bytes, source: str) -> np.ndarray:
+def _decode_jpeg(data: bytes, source: str, limits: Limits | None) -> np.ndarray:
+    header = read_header(data, source, limits)  # before Pillow decodes anything
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()  # raises on truncated data instead of filling the rest with gray
+            check_decoded((im.height, im.width), header, source)
             im = ImageOps.exif_transpose(im)
             if im.mode not in ("L", "RGB"):
                 im = im.convert("RGB")  # CMYK / YCCK JPEGs
             return np.asarray(im).copy()
+    except ImageReadError:
+        raise
     except Image.DecompressionBombError as err:
         raise ImageReadError(f"{source}: {err}") from err
-    except (OSError, SyntaxError, ValueError) as err:
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageReadError(f"{source}: not a readable JPEG (corrupt or truncated: {_pillow_reason(err)})") from err
 
 
@@ -201,16 +208,6 @@ def _pillow_reason(err: Exception) -> str:
     """Pillow's message without the in-memory buffer it names (``<_io.BytesIO object at 0x...>``):
     the caller names the file."""
     return re.sub(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>", "", str(err)).strip() or type(err).__name__
-
-
-def _pillow_header(data: bytes) -> tuple[str | None, int]:
-    """(Pillow mode, EXIF orientation) read from the header; (None, 1) where Pillow has no reader
-    for the format (OpenCV decoded it, so it is an image; it just has no metadata we use)."""
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            return im.mode, int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError):
-        return None, 1  # a header Pillow cannot parse but OpenCV decoded: keep OpenCV's pixels
 
 
 def _opaque(alpha: np.ndarray) -> bool:

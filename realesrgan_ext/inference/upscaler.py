@@ -36,6 +36,7 @@ import torch
 
 from realesrgan_ext.data.image_io import to_float
 from realesrgan_ext.inference.model_loader import LoadedModel, load_model
+from realesrgan_ext.limits import Limits, over_limit
 
 # Context on each side of a tile (input px). ESRGAN's receptive field is wide: measured with the
 # real RealESRGAN_x4plus weights across one seam of a photo (astronaut, 32x128 px, 64 px tiles),
@@ -58,6 +59,22 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 ALPHA_MODES = ("model", "bicubic")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 _LUMA_RGB = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # cv2's RGB2GRAY weights
+
+
+def check_outscale(outscale: float | None, limits: Limits | None = None) -> float | None:
+    """``outscale`` if it is None or a finite number in (0, ``max_outscale``]; checked before any image is read.
+
+    Raises ``ValueError`` for 0, negative and non-finite values, ``LimitError`` (one) past the limit.
+    """
+    if outscale is None:
+        return None
+    limits = limits or Limits.from_env()
+    if isinstance(outscale, bool) or not isinstance(outscale, (int, float)) or not math.isfinite(outscale) \
+            or outscale <= 0:
+        raise ValueError(f"outscale must be a finite number > 0, got {outscale!r}")
+    if outscale > limits.max_outscale:
+        raise over_limit("outscale", float(outscale), "max_outscale", limits)
+    return float(outscale)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -120,6 +137,8 @@ class Upscaler:
             at most ``2 * tile_pad``; 0 = hard seams, Real-ESRGAN's crop-only tiling).
         tile_fn: run each tile on this instead of the network (``engines.make_upscaler`` passes an
             engine's): float32 CPU ``(N, C, h, w)`` in, the network's output out; needs fp32 on CPU.
+        limits: ``max_output_pixels`` and ``max_outscale`` are checked before each image is
+            allocated (default ``Limits.from_env()``); over them, ``LimitError``.
 
     Without ``tile_fn`` the model is copied, then moved to the device and dtype (channels_last); the caller's
     ``LoadedModel`` is left as it was. Not thread-safe: call ``upscale`` from one thread.
@@ -127,8 +146,10 @@ class Upscaler:
 
     def __init__(self, model: LoadedModel | str | Path, tile: int = 0, tile_pad: int = DEFAULT_TILE_PAD,
                  precision: str = "auto", device: str | torch.device = "auto", alpha: str = "model",
-                 blend: int | None = None, tile_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
-        self.model = model if isinstance(model, LoadedModel) else load_model(model)
+                 blend: int | None = None, tile_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 limits: Limits | None = None) -> None:
+        self.limits = limits or Limits.from_env()
+        self.model = model if isinstance(model, LoadedModel) else load_model(model, limits=self.limits)
         if tile < 0 or tile_pad < 0:
             raise ValueError(f"tile and tile_pad must be >= 0, got tile={tile}, tile_pad={tile_pad}")
         if alpha not in ALPHA_MODES:
@@ -161,9 +182,21 @@ class Upscaler:
         """(height, width) of ``upscale``'s result for an input of that size."""
         if outscale is None:
             return height * self.scale, width * self.scale
-        if not outscale > 0:
-            raise ValueError(f"outscale must be > 0, got {outscale}")
+        check_outscale(outscale, self.limits)
         return max(1, int(height * outscale + 0.5)), max(1, int(width * outscale + 0.5))
+
+    def check_output(self, height: int, width: int, outscale: float | None = None) -> None:
+        """Raise ``LimitError`` when the network's output or the result of an input of this size would
+        exceed ``max_output_pixels`` (before anything is allocated)."""
+        out_h, out_w = self.output_size(height, width, outscale)
+        net_h, net_w = height * self.scale, width * self.scale
+        size = f"of a {width}x{height} px image"
+        if net_h * net_w >= out_h * out_w:
+            what, pixels = f"the network's x{self.scale} output {size} ({net_w}x{net_h} px)", net_h * net_w
+        else:
+            what, pixels = f"the x{outscale:g} result {size} ({out_w}x{out_h} px)", out_h * out_w
+        if pixels > self.limits.max_output_pixels:
+            raise over_limit(what, pixels, "max_output_pixels", self.limits, "px")
 
     def upscale(self, img: np.ndarray, outscale: float | None = None,
                 on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
@@ -190,6 +223,7 @@ class Upscaler:
         squeeze = img.ndim == 2
         planes = img[:, :, None] if squeeze else img
         height, width, channels = planes.shape
+        self.check_output(height, width, outscale)
         out = np.empty((height * self.scale, width * self.scale, channels), img.dtype)
         has_alpha = channels in (2, 4)
         color = planes[:, :, : channels - 1] if has_alpha else planes
@@ -218,6 +252,7 @@ class Upscaler:
         if images.dtype not in (np.uint8, np.uint16, np.float32):
             raise ValueError(f"unsupported pixel type {images.dtype}; expected uint8, uint16 or float32")
         count, height, width = images.shape[:3]
+        self.check_output(height, width, outscale)
         out = np.empty((count, height * self.scale, width * self.scale, channels), images.dtype)
         self._run(images, out, None)
         if outscale is None or self.output_size(height, width, outscale) == out.shape[1:3]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from realesrgan_ext.inference.engines import BACKENDS
 from realesrgan_ext.inference.model_loader import ModelLoadError
-from realesrgan_ext.inference.upscaler import PRECISIONS
+from realesrgan_ext.inference.upscaler import PRECISIONS, check_outscale
 from realesrgan_ext.webui.model_choices import CHECKPOINT_SUFFIXES, UpscalerCache, list_models, resolve_choice
 from realesrgan_ext.webui.runs import RunReport, new_run_folder, upscale_uploads
 from realesrgan_ext.webui.settings import DEFAULT_PORT, LOCALHOST, WebSettings, is_loopback
@@ -49,9 +49,10 @@ def run_request(settings: WebSettings, cache: UpscalerCache, files: list[str] | 
     progress = progress or (lambda fraction, text: None)
     if not files:
         return "Upload one or more images (or a .zip of images) first.", None
-    if outscale is not None and outscale < 0:
-        return f"**Error:** outscale must be > 0 (or 0 for the model's own scale), got {outscale}.", None
-    outscale = outscale or None  # 0 or empty: the model's scale
+    try:
+        outscale = check_outscale(outscale or None, settings.limits)  # 0 or empty: the model's scale
+    except ValueError as err:
+        return f"**Error:** {err} (or 0 for the model's own scale).", None
     try:
         progress(0.0, "loading the model")
         path = Path(checkpoint) if checkpoint else resolve_choice(model or "", settings.experiments)

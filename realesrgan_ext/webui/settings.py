@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from realesrgan_ext.limits import Limits
 
 LOCALHOST = "127.0.0.1"
 DEFAULT_PORT = 7860
@@ -13,12 +15,13 @@ DEFAULT_MAX_UPLOAD_MB = 100  # checkpoints are uploads too: RealESRGAN_x4plus.pt
 
 @dataclass
 class WebSettings:
-    """Where results go, where checkpoints are listed from, the device, and the upload limit."""
+    """Where results go, where checkpoints are listed from, the device, the upload limit and ``Limits``."""
 
     output: Path
     experiments: Path
     device: str = "auto"
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
+    limits: Limits = field(default_factory=Limits.from_env)  # pixels, images per request, model size, ...
 
     @property
     def max_upload_bytes(self) -> int:
