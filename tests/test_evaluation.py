@@ -22,9 +22,12 @@ from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
 from realesrgan_ext.evaluation import EvaluationError, evaluate
 from realesrgan_ext.evaluation.contestants import default_labels, resolve_labels
 from realesrgan_ext.evaluation.crops import detail_window
-from realesrgan_ext.evaluation.image_sets import Bicubic, LrFolder, plan_reference_set
+from realesrgan_ext.evaluation.image_sets import plan_reference_set
+from realesrgan_ext.evaluation.lr_sources import Bicubic, LrFolder, degradation_of
 from realesrgan_ext.inference import Upscaler, load_model
 from realesrgan_ext.metrics.stlpips_metric import calculate_stlpips
+from realesrgan_ext.tools.bicubic_lr import make_lr_folder
+from realesrgan_ext.tools.pipeline_lr import PipelineDownscaler
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -184,6 +187,14 @@ def test_degraded_lr_is_seeded_and_a_bad_range_names_the_file(tmp_path, one_torc
     assert lrs[0] == lrs[1]
     evaluate([], tmp_path / "c", hr=tmp_path / "hr", degradation=damage, seed=1, progress=False)
     assert (tmp_path / "c" / "lr" / "face.png").read_bytes() != lrs[0][0]
+    # the same LR as scripts/make_lr.py --degradation with that seed (seeded by the HR's relative path)
+    make_lr_folder(tmp_path / "hr", tmp_path / "made", 4, progress=False,
+                   downscale=PipelineDownscaler(degradation_of(damage)[0], seed=1))
+    made, ours = (cv2.imread(str(folder / "face.png")) for folder in (tmp_path / "made", tmp_path / "c" / "lr"))
+    assert np.array_equal(made, ours)
+    damage.write_text("scale: 4\nname: no damage described\n")
+    with pytest.raises(EvaluationError, match=f"{damage}: no degradation to make the LR with"):
+        evaluate([], tmp_path / "d", hr=tmp_path / "hr", degradation=damage)
     damage.write_text("scale: 4\ndegradation:\n  first: {jpeg_range: [25, 5]}\n")
     with pytest.raises(EvaluationError, match=rf"{damage}: degradation.first.jpeg_range: expected \[low, high\]"):
         evaluate([], tmp_path / "d", hr=tmp_path / "hr", degradation=damage)

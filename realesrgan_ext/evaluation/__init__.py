@@ -10,8 +10,9 @@
 ``scripts/evaluate.py`` is the command-line front; ``docs/evaluating.md`` the user's guide.
 """
 
-from realesrgan_ext.evaluation.image_sets import DEFAULT_MAX_PIXELS, EvaluationError
+from realesrgan_ext.evaluation.image_sets import DEFAULT_MAX_PIXELS
 from realesrgan_ext.evaluation.metrics import METRICS, Metric
+from realesrgan_ext.evaluation.photos import EvaluationError
 from realesrgan_ext.evaluation.report_files import means_markdown
 from realesrgan_ext.evaluation.results import EvaluationReport, Score
 from realesrgan_ext.evaluation.runner import evaluate

@@ -79,7 +79,7 @@ def default_labels(models: Sequence[str]) -> list[str]:
 
 def resolve_labels(specs: Sequence[str]) -> list[tuple[str, str]]:
     """(label, model) of each ``-m`` value; duplicate labels or the reserved ``bicubic`` are errors."""
-    from realesrgan_ext.evaluation.image_sets import EvaluationError
+    from realesrgan_ext.evaluation.photos import EvaluationError
 
     split = [split_label(s) for s in specs]
     defaults = default_labels([model for _, model in split])

@@ -1,20 +1,11 @@
 """The photos an evaluation scores: HR/LR pairs and real LR photos, checked before any model runs.
 
-A *reference set* pairs every HR photo with an LR, which comes from one of three stated sources:
-
-* ``LrFolder``: a folder of LR images, paired with the HR by relative path without extension
-  (``a/img.png`` with ``a/img.jpg``); every HR side must be ``scale`` times its LR's, or at most
-  ``scale - 1`` px more (the HR is then cropped at the bottom/right, BasicSR's ``mod_crop``);
-* ``Degraded``: Real-ESRGAN's degradation pipeline of an option file, seeded per image from the
-  seed and the image's name (``tools/pipeline_lr.py``), so every run and every model sees the same LR;
-* ``Bicubic``: MATLAB's antialiased bicubic ``imresize`` (``tools/bicubic_lr.py``).
-
-A *real set* is LR photos alone (no-reference scores). Sizes are read from the file headers
-first, so a wrong scale or an over-large photo is reported before minutes of upscaling; a file
-that cannot be read is listed in ``ImageSet.problems`` and the rest are still scored.
-
-Images are scored as 8-bit BGR (BasicSR's metric convention): gray is replicated, alpha
-dropped, 16-bit rounded to 8-bit; EXIF orientation is applied (as the image CLI does).
+A *reference set* pairs every HR photo with an LR from one ``lr_sources`` source; with an LR
+folder every HR side must be ``scale`` times its LR's, or at most ``scale - 1`` px more (the HR
+is then cropped at the bottom/right, BasicSR's ``mod_crop``). A *real set* is LR photos alone
+(no-reference scores). Sizes are read from the file headers first, so a wrong scale or an
+over-large photo is reported before minutes of upscaling; a file that cannot be read is listed
+in ``ImageSet.problems`` and the rest are still scored.
 """
 
 from __future__ import annotations
@@ -22,65 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
-from PIL import Image
 
-from realesrgan_ext.data.degradation_options import DegradationOptions, parse_degradation_options
-from realesrgan_ext.data.image_io import ImageReadError
-from realesrgan_ext.tools.image_files import DataToolError, list_images, strip_extension
+from realesrgan_ext.evaluation.lr_sources import LrFolder, LrSource, make_lr, min_hr_side
+from realesrgan_ext.evaluation.photos import EvaluationError, UnreadableImage, header_size, read_bgr8
+from realesrgan_ext.tools.image_files import list_images, strip_extension
 
 # Largest output (HR-sized) image scored; larger ones are reported, not scored. ST-LPIPS, the costly
 # part, runs its AlexNet's first layer at full resolution: measured on 2 CPU cores, 1.0 GB more
 # memory and 27 s per megapixel (1024^2: 1.9 GB peak in all, 2048^2: 5.1 GB, 78 s).
 DEFAULT_MAX_PIXELS = 2048 * 2048
-_EXIF_ORIENTATION = 0x0112
-_TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
-
-
-class EvaluationError(ValueError):
-    """The evaluation cannot start; the message names the file(s) or option and what to do."""
-
-
-class UnreadableImage(ValueError):
-    """One file that cannot be scored (``path``, ``reason``); the others still are."""
-
-    def __init__(self, path: Path | str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path, self.reason = str(path), reason
-
-
-@dataclass(frozen=True)
-class LrFolder:
-    """LR images in ``path``, paired with the HR by relative path without extension."""
-
-    path: Path
-
-    def describe(self, scale: int) -> str:
-        return f"LR images from {self.path} (x{scale})"
-
-
-@dataclass(frozen=True)
-class Degraded:
-    """LR made by the degradation pipeline ``options``, seeded per image from ``seed`` and its name."""
-
-    options: DegradationOptions
-    source: str  # the option file, for the report
-    seed: int = 0
-
-    def describe(self, scale: int) -> str:
-        return f"LR made by the degradation pipeline of {self.source}, seed {self.seed} (x{scale})"
-
-
-@dataclass(frozen=True)
-class Bicubic:
-    """LR made by MATLAB's antialiased bicubic downscaling."""
-
-    def describe(self, scale: int) -> str:
-        return f"LR made by bicubic downscaling (MATLAB imresize, antialiased, x{scale})"
-
-
-LrSource = LrFolder | Degraded | Bicubic
 
 
 @dataclass(frozen=True)
@@ -90,6 +32,7 @@ class EvalImage:
     name: str
     lr_path: Path | None  # None: made from the HR
     hr_path: Path | None = None  # None: a real photo, no HR
+    rel_path: str = ""  # the HR's path relative to its folder: seeds the degradation pipeline
 
 
 @dataclass
@@ -100,56 +43,6 @@ class ImageSet:
     images: list[EvalImage]
     description: str
     problems: list[tuple[str, str]] = field(default_factory=list)
-
-
-def degradation_of(path: str | Path) -> tuple[DegradationOptions, int | None]:
-    """The pipeline of an option file and its ``scale`` (None when absent).
-
-    Reads ``datasets.train.degradation`` (a training option file) or a top-level ``degradation:``
-    section (a file that only describes the photos' damage); an impossible range is an error
-    naming the file and the key.
-    """
-    from realesrgan_ext.tools.pipeline_lr import read_option_file
-
-    opt = read_option_file(path)
-    train = (opt.get("datasets") or {}).get("train") or {}
-    where, section = ("degradation", opt["degradation"]) if "degradation" in opt else \
-        ("datasets.train.degradation", train.get("degradation"))
-    try:
-        options = parse_degradation_options(section, where)
-    except ValueError as err:
-        raise EvaluationError(f"{path}: {err}") from err
-    scale = opt.get("scale")
-    return options, (int(scale) if scale is not None else None)
-
-
-def header_size(path: Path) -> tuple[int, int]:
-    """(height, width) as displayed, read from the file's header without decoding the pixels."""
-    try:
-        with Image.open(path) as im:
-            width, height = im.size
-            orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
-    except Image.DecompressionBombError as err:
-        raise UnreadableImage(path, str(err)) from err
-    except (OSError, SyntaxError, ValueError) as err:
-        raise UnreadableImage(path, "not a readable image (corrupt, truncated or unknown format)") from err
-    return (width, height) if orientation in _TRANSPOSED else (height, width)
-
-
-def min_hr_side(source: LrSource, scale: int) -> int:
-    """Smallest HR side that can be scored: ST-LPIPS's backbone after a ``scale`` px border cut, and
-    what the degradation pipeline needs (its kernels and first downscale)."""
-    from realesrgan_ext.metrics.stlpips_metric import MIN_SIZE
-
-    smallest = MIN_SIZE["alex"] + 2 * scale
-    if isinstance(source, Degraded):
-        from realesrgan_ext import compat
-
-        compat.apply()  # the pipeline uses basicsr's primitives
-        from realesrgan_ext.data.degradations import min_hr_side as pipeline_min_side
-
-        smallest = max(smallest, pipeline_min_side(source.options, scale))
-    return smallest
 
 
 def _by_stem(root: Path) -> dict[str, Path]:
@@ -193,7 +86,8 @@ def infer_scale(hr: Path, lr: Path) -> int:
 def plan_reference_set(hr_dir: str | Path, source: LrSource, scale: int | None,
                        max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ImageSet, int]:
     """The HR/LR pairs to score and the scale (given, or inferred from the first LR folder pair)."""
-    hr_files = _by_stem(_folder(hr_dir, "HR folder"))
+    hr_root = _folder(hr_dir, "HR folder")
+    hr_files = _by_stem(hr_root)
     if not hr_files:
         raise EvaluationError(f"HR folder {hr_dir}: no images found")
     lr_files: dict[str, Path] = {}
@@ -228,7 +122,7 @@ def plan_reference_set(hr_dir: str | Path, source: LrSource, scale: int | None,
         if reason:
             problems.append((str(hr_path), reason))
             continue
-        images.append(EvalImage(stem, lr_path, hr_path))
+        images.append(EvalImage(stem, lr_path, hr_path, hr_path.relative_to(hr_root).as_posix()))
     if mismatched:
         shown = "\n  ".join(mismatched[:10]) + (f"\n  ... and {len(mismatched) - 10} more" if len(mismatched) > 10
                                                 else "")
@@ -265,42 +159,16 @@ def plan_real_set(real_dir: str | Path, scale: int, max_pixels: int = DEFAULT_MA
     return ImageSet("real", images, f"real low-resolution photos from {real_dir} (x{scale}, no HR)", problems)
 
 
-def read_bgr8(path: Path) -> np.ndarray:
-    """A photo as BasicSR scores it: 8-bit BGR, orientation applied (``UnreadableImage`` for a bad file)."""
-    from realesrgan_ext.inference.image_io import load_image
-
-    try:
-        pixels = load_image(path).pixels
-    except ImageReadError as err:
-        raise UnreadableImage(path, str(err).removeprefix(f"{path}: ")) from err
-    if pixels.dtype == np.uint16:
-        pixels = np.round(pixels / 257.0).astype(np.uint8)
-    elif pixels.dtype != np.uint8:
-        pixels = np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
-    if pixels.ndim == 2 or pixels.shape[2] == 2:  # gray (+ alpha)
-        gray = pixels if pixels.ndim == 2 else pixels[:, :, 0]
-        return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
-    return np.ascontiguousarray(pixels[:, :, 2::-1])  # RGB(A) -> BGR
-
-
 def load_pair(image: EvalImage, source: LrSource, scale: int) -> tuple[np.ndarray, np.ndarray]:
     """(HR cropped to a multiple of ``scale``, LR) of a reference image, as 8-bit BGR."""
-    from realesrgan_ext.tools.bicubic_lr import bicubic_downscale, mod_crop
+    from realesrgan_ext.tools.bicubic_lr import mod_crop
 
     hr = mod_crop(read_bgr8(image.hr_path), scale)
-    source_name = str(image.hr_path)
     if isinstance(source, LrFolder):
         lr = read_bgr8(image.lr_path)
-    elif isinstance(source, Degraded):
-        from realesrgan_ext.tools.pipeline_lr import image_seed, pipeline_downscale
-
-        try:
-            lr = pipeline_downscale(hr, source.options, scale, image_seed(source.seed, image.name), source_name)
-        except DataToolError as err:
-            raise EvaluationError(str(err)) from err
     else:
-        lr = bicubic_downscale(hr, scale, source_name)
+        lr = make_lr(hr, source, scale, image.rel_path, str(image.hr_path))
     if lr.shape[0] * scale != hr.shape[0] or lr.shape[1] * scale != hr.shape[1]:
-        raise UnreadableImage(image.lr_path or source_name, f"decoded {lr.shape[1]}x{lr.shape[0]}, not HR/{scale} "
-                                                            f"({hr.shape[1] // scale}x{hr.shape[0] // scale})")
+        raise UnreadableImage(image.lr_path or image.hr_path, f"decoded {lr.shape[1]}x{lr.shape[0]}, not HR/{scale} "
+                                                              f"({hr.shape[1] // scale}x{hr.shape[0] // scale})")
     return hr, lr

@@ -27,21 +27,15 @@ from realesrgan_ext.evaluation import crops, report_files
 from realesrgan_ext.evaluation.contestants import Contestant, bicubic_contestant, model_contestant, resolve_labels
 from realesrgan_ext.evaluation.image_sets import (
     DEFAULT_MAX_PIXELS,
-    Bicubic,
-    Degraded,
     EvalImage,
-    EvaluationError,
     ImageSet,
-    LrFolder,
-    LrSource,
-    UnreadableImage,
-    degradation_of,
     load_pair,
     plan_real_set,
     plan_reference_set,
-    read_bgr8,
 )
+from realesrgan_ext.evaluation.lr_sources import LrFolder, LrSource, lr_source
 from realesrgan_ext.evaluation.metrics import METRICS, SSIM_Y, full_reference_scores, no_reference_scores
+from realesrgan_ext.evaluation.photos import EvaluationError, UnreadableImage, read_bgr8
 from realesrgan_ext.evaluation.results import EvaluationReport, Score
 
 Log = Callable[[str], None]
@@ -49,21 +43,6 @@ Log = Callable[[str], None]
 
 def _stderr(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
-
-
-def lr_source(lr: str | Path | None, degradation: str | Path | None, bicubic: bool,
-              seed: int = 0) -> tuple[LrSource, int | None]:
-    """The one LR source asked for, and the scale it states (a degradation option file's)."""
-    given = [name for name, value in (("lr", lr), ("degradation", degradation), ("bicubic", bicubic)) if value]
-    if len(given) != 1:
-        raise EvaluationError(f"with HR photos give exactly one LR source (--lr DIR, --degradation FILE or "
-                              f"--bicubic), got {', '.join(given) or 'none'}")
-    if lr:
-        return LrFolder(Path(lr)), None
-    if degradation:
-        options, scale = degradation_of(degradation)
-        return Degraded(options, str(degradation), seed), scale
-    return Bicubic(), None
 
 
 def evaluate(models: Sequence[str], output: str | Path, *, hr: str | Path | None = None,
