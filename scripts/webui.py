@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from realesrgan_ext.limits import add_limit_arguments, limits_from_args  # noqa: E402
 from realesrgan_ext.webui.settings import (  # noqa: E402
     DEFAULT_MAX_UPLOAD_MB,
     DEFAULT_PORT,
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
                    help="largest file accepted; a zip's images may expand to 10x this")
+    add_limit_arguments(p, page=True)
     return p
 
 
@@ -48,12 +50,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.max_upload_mb > 0:
         print("error: --max-upload-mb must be > 0", file=sys.stderr)
         return 2
+    try:
+        limits = limits_from_args(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if importlib.util.find_spec("gradio") is None:  # not imported yet: launch sets its folders first
         print("error: the web page needs Gradio; install it with `bash scripts/install.sh --web`", file=sys.stderr)
         return 2
     from realesrgan_ext.webui.app import launch  # torch and Gradio load only now
 
-    launch(WebSettings(args.output, args.experiments, args.device, args.max_upload_mb), args.host, args.port)
+    launch(WebSettings(args.output, args.experiments, args.device, args.max_upload_mb, limits), args.host, args.port)
     return 0
 
 

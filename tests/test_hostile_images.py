@@ -6,6 +6,7 @@ import functools
 import importlib.util
 import io
 import struct
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -241,3 +242,36 @@ def test_page_refuses_them_per_file_and_serves_the_rest(hostile, model_file, tmp
         assert corpus()[name][2] in reasons[path.name], (name, reasons[path.name])
     status, report = run_request(settings, UpscalerCache("cpu"), [str(good)], None, "no-such.pth", 20000, 0, "auto")
     assert report is None and "outscale is 20000, more than the 16 allowed" in status
+
+
+def test_uploads_are_bounded_in_count_pixels_and_inflation_before_decoding(hostile, tmp_path):
+    from realesrgan_ext.webui.uploads import collect_uploads
+
+    tiny = encoded("png", pixels(1, 1))
+    many = tmp_path / "many.zip"
+    with zipfile.ZipFile(many, "w") as zf:
+        for i in range(300):
+            zf.writestr(f"img{i:03d}.png", tiny)
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("flat.bmp", encoded("bmp", np.zeros((1000, 1000, 3), np.uint8)))  # 3 MB -> ~3 KB
+    lies = tmp_path / "lies.zip"
+    with zipfile.ZipFile(lies, "w") as zf:
+        zf.writestr("a.png", lying("png"))
+        zf.writestr("b.png", encoded("png", pixels(100, 100)))
+        zf.writestr("c.png", encoded("png", pixels(100, 100)))
+    cost = measure(lambda: collect_uploads([many, bomb, lies, hostile["gif_bomb_frames"]]))
+    cost.bounded()
+    images, failed = cost.result
+    reasons = dict(failed)
+    assert "its image count is 300, more than the 200 allowed (max_images" in reasons["many.zip"]
+    assert "inflates" in reasons["bomb.zip"] and "max_zip_ratio" in reasons["bomb.zip"]
+    assert "max_image_pixels" in reasons["lies.zip/a.png"]
+    assert "frame count is 257" in reasons["gif_bomb_frames.png"]
+    assert [i.name for i in images] == ["lies.zip/b.png", "lies.zip/c.png"]
+    images, failed = collect_uploads([lies], limits=Limits(max_request_pixels=15_000))
+    assert [i.name for i in images] == ["lies.zip/b.png"]
+    assert "skipped: with it, the request's images together is 20000 px, more than the 15000 px allowed" in \
+        dict(failed)["lies.zip/c.png"]
+    images, failed = collect_uploads([many], limits=Limits(max_images=1000))
+    assert len(images) == 300 and images[0].read().pixels.shape == (1, 1, 3)

@@ -127,7 +127,7 @@ def test_request_keeps_formats_reports_broken_files_and_writes_only_its_folder(t
                                  progress=lambda fraction, text: calls.append((fraction, text)))
     fractions = [f for f, _ in calls]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    assert "photo.jpg (3/5): tile 2/2" in [t for _, t in calls]  # 10 px wide with 8 px tiles: two tiles
+    assert "photo.jpg (3/4): tile 2/2" in [t for _, t in calls]  # 10 px wide, 8 px tiles; broken.png refused first
     assert "Upscaled **4 of 5**" in status and "`broken.png`: not a readable PNG" in status
     assert str(up) not in status  # the uploads' temporary paths are not shown
     rel = sorted(p.relative_to(report.folder).as_posix() for p in report.written)

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from realesrgan_ext.data.image_header import allow_in_pillow
 from realesrgan_ext.inference.engines import BACKENDS
 from realesrgan_ext.inference.model_loader import ModelLoadError
 from realesrgan_ext.inference.upscaler import PRECISIONS, check_outscale
@@ -61,7 +62,7 @@ def run_request(settings: WebSettings, cache: UpscalerCache, files: list[str] | 
         upscaler = cache.get(path, int(tile or 0), precision, backend, blend)
     except (ModelLoadError, ValueError, FileNotFoundError, OSError) as err:
         return f"**Error:** cannot use the model: {err}", None
-    images, failed = collect_uploads([Path(f) for f in files], settings.max_upload_bytes)
+    images, failed = collect_uploads([Path(f) for f in files], settings.max_upload_bytes, settings.limits)
     report = upscale_uploads(upscaler, images, new_run_folder(settings.output), outscale, progress, failed)
     engine = f"; engine: {upscaler.engine.describe()}" if upscaler.engine is not None else ""
     return f"{report.message()}\n\nModel: {upscaler.model.describe()}{engine}", report
@@ -71,7 +72,7 @@ def build_app(settings: WebSettings) -> gr.Blocks:
     """The page (call ``prepare_environment`` first when Gradio is not imported yet)."""
     import gradio as gr
 
-    cache = UpscalerCache(settings.device)
+    cache = UpscalerCache(settings.device, settings.limits)
 
     def choices() -> list[tuple[str, str]]:
         return [(c.label, c.value) for c in list_models(settings.experiments)]
@@ -138,6 +139,7 @@ def build_app(settings: WebSettings) -> gr.Blocks:
 def launch(settings: WebSettings, host: str = LOCALHOST, port: int = DEFAULT_PORT) -> None:
     """Serve the page until interrupted (``host`` other than loopback only when the caller asks)."""
     prepare_environment(settings)
+    allow_in_pillow(settings.limits)
     if not is_loopback(host):
         print(f"warning: serving on {host}: anyone who can reach this machine can upload files and use its "
               f"CPU/GPU", file=sys.stderr)

@@ -18,6 +18,7 @@ from realesrgan_ext.inference.engines import make_upscaler
 from realesrgan_ext.inference.model_blending import load_blended_model
 from realesrgan_ext.inference.model_loader import PTH_SUFFIXES, SAFETENSORS_SUFFIX, load_model
 from realesrgan_ext.inference.upscaler import Upscaler
+from realesrgan_ext.limits import Limits
 
 CHECKPOINT_SUFFIXES = (*PTH_SUFFIXES, SAFETENSORS_SUFFIX)
 
@@ -63,8 +64,9 @@ class UpscalerCache:
     """The last ``Upscaler`` built, reused while the checkpoint file and the settings are unchanged
     (loading the 17M-parameter x4plus model and choosing its engine take seconds). Thread-safe."""
 
-    def __init__(self, device: str = "auto") -> None:
+    def __init__(self, device: str = "auto", limits: Limits | None = None) -> None:
         self.device = device
+        self.limits = limits or Limits.from_env()
         self._key: tuple | None = None
         self._upscaler: Upscaler | None = None
         self._lock = threading.Lock()
@@ -78,8 +80,9 @@ class UpscalerCache:
         with self._lock:
             if key != self._key or self._upscaler is None:
                 self._upscaler = None  # free the old copy before building the new one
-                model = load_model(checkpoint) if blend is None else load_blended_model(checkpoint, *blend)
-                self._upscaler = make_upscaler(model, backend, precision, self.device, tile=tile)
+                model = load_model(checkpoint, limits=self.limits) if blend is None else \
+                    load_blended_model(checkpoint, *blend)
+                self._upscaler = make_upscaler(model, backend, precision, self.device, tile=tile, limits=self.limits)
                 self._key = key
             return self._upscaler
 
