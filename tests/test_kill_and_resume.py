@@ -58,7 +58,8 @@ def kill_when_past(out: Path, earlier: int, proc: subprocess.Popen, iteration: i
     reports ``iteration``, or never if the run ends first."""
     deadline = time.time() + 300
     while proc.poll() is None and time.time() < deadline:
-        reached = [int(v) for v in re.findall(r"iter:\s*(\d+)", out.read_text()[earlier:])]
+        # training-step lines only: the option dump's "total_iter: 14" must not count as reached
+        reached = [int(v) for v in re.findall(r"\[epoch:\s*\d+, iter:\s*(\d+)", out.read_text()[earlier:])]
         if reached and reached[-1] >= iteration:
             time.sleep(rng.uniform(0, 0.3))
             proc.send_signal(signal.SIGKILL)
