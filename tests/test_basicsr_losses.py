@@ -73,6 +73,7 @@ def test_basicsr_perceptual_loss_trains_offline_with_the_named_weights(tmp_path,
     ("perceptual_opt", {"criterion": "l2"}, "train.perceptual_opt.criterion: 'l2' fails in BasicSR 1.4.2"),
     ("gan_opt", {"type": "L1Loss", "loss_weight": 1.0}, "train.gan_opt.type: L1Loss is not a GAN loss; use GANLoss"),
     ("pixel_opt", {"type": "GANLoss", "gan_type": "vanilla"}, "train.pixel_opt.type: GANLoss is a GAN loss"),
+    ("pixel_opt", {"type": "CharbonnierLoss", "reduction": "none"}, "train.pixel_opt.reduction: 'none' gives"),
 ])
 def test_losses_that_cannot_train_are_refused_with_the_replacement(section, change, expected):
     opt = copy.deepcopy(TINY)

@@ -15,7 +15,8 @@ have other interfaces, recognised here from their ``forward`` signatures:
   ``BasicSRGANLoss``: the generator term is ``gan(D(fake), True)``, the discriminator's
   ``gan(D(real), True, is_disc=True)`` and ``gan(D(fake), False, is_disc=True)``, as ``SRGANModel``.
 
-``loss_problems`` names the combinations that cannot train, with the replacement, for the option
+``loss_problems`` names the combinations that cannot train (also ``reduction: none``, a loss per
+pixel), with the replacement, for the option
 check (``AdversarialSRModel.option_conflicts``), so none fails at iteration 1.
 """
 
@@ -145,6 +146,9 @@ def loss_problems(train_opt: Mapping[str, Any], generator_keys: Mapping[str, str
                             f"(with network_d), and a pixel or perceptual loss here")
         elif cls is basic_loss.PerceptualLoss:
             problems.extend(_perceptual_problems(key, section))
+        if section.get("reduction") == "none":
+            problems.append(f"train.{key}.reduction: 'none' gives a loss per pixel, not a number to minimise; "
+                            "use mean or sum")
     return problems
 
 
