@@ -9,7 +9,8 @@ OPTION_FILE (its degradation pipeline, seeded per image) or --bicubic. No-refere
 (low-resolution photos without HR, scored by NIQE). Bicubic is always a row. Writes report.html
 (self-contained), report.md, scores.csv, means.csv, grid.png and crops/ to -o, and prints the
 means. A thin front over ``realesrgan_ext.evaluation.evaluate``. Exit status: 0 every image
-scored, 1 some files were not scored (listed), 2 nothing was done (bad arguments or input).
+scored, 1 some files were not scored (listed), 2 nothing was done (bad arguments or input),
+3 the --require-better row did not beat the other on every --require-metrics metric.
 """
 
 from __future__ import annotations
@@ -20,11 +21,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from realesrgan_ext.evaluation import DEFAULT_MAX_PIXELS, EvaluationError, evaluate, means_markdown  # noqa: E402
+from realesrgan_ext.evaluation import (  # noqa: E402
+    DEFAULT_MAX_PIXELS,
+    METRICS,
+    EvaluationError,
+    EvaluationReport,
+    evaluate,
+    means_markdown,
+)
+from realesrgan_ext.evaluation.contestants import BICUBIC, resolve_labels  # noqa: E402
+from realesrgan_ext.evaluation.metrics import NO_REFERENCE  # noqa: E402
 from realesrgan_ext.inference import PRECISIONS, ModelLoadError  # noqa: E402
 from realesrgan_ext.inference.bundled_models import BUNDLED_MODELS  # noqa: E402
 from realesrgan_ext.inference.engines import BACKENDS  # noqa: E402
 from realesrgan_ext.tools.image_files import DataToolError  # noqa: E402
+
+NO_REFERENCE_KEYS = {m.key for m in NO_REFERENCE}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,13 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=PRECISIONS, default="auto", help="as scripts/inference.py")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--tile", type=int, default=0, help="tile side in input px; 0 = automatic")
+    p.add_argument("--require-better", nargs=2, metavar=("ROW", "OTHER"),
+                   help="exit with status 3 unless ROW's means beat OTHER's on every --require-metrics "
+                        "(e.g. a fine-tuned model against its starting point)")
+    p.add_argument("--require-metrics", default="psnr_y,stlpips",
+                   help=f"comma-separated, of: {', '.join(METRICS)}; each in its own direction")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
+        if args.require_better:
+            check_requirement(args)
         report = evaluate(args.model, args.output, hr=args.hr, lr=args.lr, degradation=args.degradation,
                           bicubic=args.bicubic, real=args.real, scale=args.scale, seed=args.seed,
                           backend=args.backend, precision=args.precision, device=args.device, tile=args.tile,
@@ -70,7 +90,35 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(report.problems)} file(s) not scored:", file=sys.stderr)
         for path, reason in report.problems:
             print(f"  {path}: {reason}", file=sys.stderr)
+    if args.require_better and not required_better(report, *args.require_better, args.require_metrics):
+        return 3
     return 1 if report.problems else 0
+
+
+def metric_keys(text: str) -> list[str]:
+    return [key.strip() for key in text.split(",") if key.strip()]
+
+
+def check_requirement(args: argparse.Namespace) -> None:
+    """Before anything runs: --require-better names rows that exist, and metrics the photos given can score."""
+    labels = [BICUBIC, *(label for label, _ in resolve_labels(args.model))]
+    missing = [row for row in args.require_better if row not in labels]
+    if missing:
+        raise EvaluationError(f"--require-better: {', '.join(missing)} is not a row; rows: {', '.join(labels)}")
+    for key in metric_keys(args.require_metrics):
+        if key not in METRICS:
+            raise EvaluationError(f"--require-metrics: unknown {key!r}; known: {', '.join(METRICS)}")
+        if (key in NO_REFERENCE_KEYS and not args.real) or (key not in NO_REFERENCE_KEYS and not args.hr):
+            raise EvaluationError(f"--require-metrics: {key} needs {'--real' if key in NO_REFERENCE_KEYS else '--hr'} "
+                                  f"photos")
+
+
+def required_better(report: EvaluationReport, row: str, other: str, metrics: str) -> bool:
+    """Print how ``row`` compares with ``other`` on each metric; True when better on all."""
+    comparison = report.compare(row, other, metric_keys(metrics))
+    for _, line in comparison:
+        print(line)
+    return all(better for better, _ in comparison)
 
 
 if __name__ == "__main__":

@@ -63,14 +63,32 @@ class EvaluationReport:
             result[row] = means
         return result
 
-    def beats(self, row: str, other: str, metrics: Sequence[str] = ("psnr_y", "stlpips"),
-              kind: str = "reference") -> bool:
+    def beats(self, row: str, other: str, metrics: Sequence[str] = ("psnr_y", "stlpips")) -> bool:
         """True when ``row``'s mean is strictly better than ``other``'s on every metric named."""
-        means = self.means(kind)
+        return all(better for better, _ in self.compare(row, other, metrics))
+
+    def compare(self, row: str, other: str,
+                metrics: Sequence[str] = ("psnr_y", "stlpips")) -> list[tuple[bool, str]]:
+        """Per metric: (``row``'s mean strictly better than ``other``'s, a line saying so with both).
+
+        Each metric is compared on the set it scores (NIQE on the real photos, the rest on the HR set).
+        """
         for name in (row, other):
-            if name not in means:
+            if name not in self.rows:
                 raise KeyError(f"no row {name!r}; rows: {', '.join(self.rows)}")
-        return all(METRICS[key].better(means[row][key], means[other][key]) for key in metrics)
+        result = []
+        for key in metrics:
+            metric = METRICS[key]
+            kind = next(k for k, members in KINDS.items() if metric in members)
+            if kind not in self.sets:
+                raise KeyError(f"{metric.title} needs the {kind} photos, which this evaluation did not score")
+            means = self.means(kind)
+            ours, theirs = means[row][key], means[other][key]
+            better = metric.better(ours, theirs)
+            verdict = "better than" if better else "not better than"
+            result.append((better, f"{row} {verdict} {other} on {metric.title} {metric.arrow}: "
+                                   f"{metric.format(ours)} vs {metric.format(theirs)}"))
+        return result
 
     def best(self, key: str, kind: str = "reference") -> str | None:
         """The row with the best mean of metric ``key`` (None when nothing was scored)."""
