@@ -107,10 +107,14 @@ def upscale_video(info: VideoInfo, output: str | Path, upscaler: Upscaler, setti
     total = info.frames
     with tqdm(total=total or None, initial=work.next_frame, unit="frame", disable=not progress,
               dynamic_ncols=True, desc=info.path.name) as bar:
+        done = work.next_frame
+
         def advance(count: int) -> None:
-            bar.update(count)
+            nonlocal done
+            done += count
+            bar.update(count)  # a disabled bar counts nothing
             if on_frames is not None:
-                on_frames(bar.n, total)
+                on_frames(done, total)
 
         result.frames = _run_frames(info, upscaler, settings, outscale, batch, segment_frames, work, advance)
     tmp = temporary_output(output)

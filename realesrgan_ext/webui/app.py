@@ -1,4 +1,4 @@
-"""The Gradio page: upload images (or a zip), pick a model, compare before/after, download.
+"""The Gradio page: upload images (or a zip), pick a model, compare before/after, download; a Video tab (``video_tab``).
 
 ``launch(settings)`` serves it on ``127.0.0.1`` unless another host is asked for. Gradio keeps
 uploads and the files it serves in ``OUTPUT/.gradio`` (``GRADIO_TEMP_DIR``, set before Gradio
@@ -22,6 +22,7 @@ from realesrgan_ext.webui.model_choices import CHECKPOINT_SUFFIXES, UpscalerCach
 from realesrgan_ext.webui.runs import RunReport, new_run_folder, upscale_uploads
 from realesrgan_ext.webui.settings import DEFAULT_PORT, LOCALHOST, WebSettings, is_loopback
 from realesrgan_ext.webui.uploads import UPLOAD_SUFFIXES, collect_uploads
+from realesrgan_ext.webui.video_tab import with_video_tab
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -133,7 +134,7 @@ def build_app(settings: WebSettings) -> gr.Blocks:
         run.click(on_upscale, [files, model, checkpoint, outscale, tile, precision, backend, blend, blend_alpha],
                   [status, pick, compare, downloads, comparisons])
         pick.change(on_pick, [pick, comparisons], compare)
-    return app
+    return with_video_tab(app, settings, cache, initial, default, delete_cache=UPLOAD_CLEANUP)
 
 
 def launch(settings: WebSettings, host: str = LOCALHOST, port: int = DEFAULT_PORT) -> None:

@@ -1,0 +1,64 @@
+"""The web page's Video tab: one click upscales a clip like scripts/inference_video.py; the page has both tabs."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
+from realesrgan_ext.inference import Upscaler, load_model
+from realesrgan_ext.video import probe_video, read_frames
+from realesrgan_ext.video.sample_clip import make_sample_clip
+from realesrgan_ext.webui.model_choices import UpscalerCache
+from realesrgan_ext.webui.settings import WebSettings
+from realesrgan_ext.webui.video_tab import run_video_request
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch) -> WebSettings:
+    monkeypatch.setenv("REALESRGAN_EXT_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    model = tmp_path / "experiments" / "tiny" / "models" / "net_g_1.pth"
+    model.parent.mkdir(parents=True)
+    torch.save({"params_ema": RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, scale=4).state_dict()}, model)
+    return WebSettings(output=tmp_path / "out", experiments=tmp_path / "experiments", device="cpu")
+
+
+def test_video_request_lossless_matches_the_image_path_and_reports_errors(tmp_path, settings, one_torch_thread):
+    clip = make_sample_clip(tmp_path / "clip.mp4", frames=3, width=32, height=24)
+    checkpoint = settings.experiments / "tiny" / "models" / "net_g_1.pth"
+    seen = []
+    status, output = run_video_request(settings, UpscalerCache("cpu"), str(clip), None, str(checkpoint), 0, 16,
+                                       "fp32", "pytorch", lossless=True, progress=lambda f, text: seen.append(f))
+    assert output is not None and output.suffix == ".mkv", status
+    assert output.parent.parent == settings.output and "upscaled 3 frames" in status and seen[-1] == 1.0
+    upscaler = Upscaler(load_model(checkpoint), tile=16, precision="fp32", device="cpu")
+    with av.open(str(output)) as container:
+        assert sorted(s.type for s in container.streams) == ["audio", "video"]
+        got = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    for frame, image in zip(read_frames(probe_video(clip)), got, strict=True):
+        np.testing.assert_array_equal(image, upscaler.upscale(frame.rgb))
+    not_video = tmp_path / "notes.mp4"
+    not_video.write_text("text")
+    status, output = run_video_request(settings, UpscalerCache("cpu"), str(not_video), None, str(checkpoint), 0, 0,
+                                       "fp32", "pytorch")
+    assert output is None and f"**Error:** {not_video}: not a readable video" in status
+    status, _ = run_video_request(settings, UpscalerCache("cpu"), None, None, None, 0, 0, "auto")
+    assert status == "Upload a video first."
+
+
+@pytest.mark.slow  # importing Gradio and building the page: about 10 s
+@pytest.mark.skipif(importlib.util.find_spec("gradio") is None, reason="gradio is not installed")
+def test_page_has_an_images_tab_and_a_video_tab(settings):
+    from realesrgan_ext.webui.app import build_app, prepare_environment
+
+    prepare_environment(settings)
+    page = build_app(settings)
+    labels = [block.label for block in page.blocks.values() if type(block).__name__ == "Tab"]
+    assert labels == ["Images", "Video"]
+    ids = {getattr(block, "elem_id", None) for block in page.blocks.values()}
+    assert {"upscale", "video-upscale", "video-codec", "video-crf", "video-lossless", "video-blend"} <= ids
