@@ -49,6 +49,7 @@ with frozen_startup():  # torch and the engines: about 0.5 s less start-up and e
     from realesrgan_ext.inference.ray_batch import RayUnavailableError, UpscaleSettings, run_jobs_ray
     from realesrgan_ext.inference.upscaler import check_outscale
     from realesrgan_ext.limits import Limits, add_limit_arguments, limits_from_args
+    from realesrgan_ext.paths import CacheDirError
 
 
 def resolve_model(model: str) -> str:
@@ -171,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
             return exit_status(result)
         upscaler = make_upscaler(model, args.backend, args.precision, args.device, tile=args.tile,
                                  tile_pad=args.tile_pad, alpha=args.alpha, limits=limits)
-    except (FileNotFoundError, OutputConflictError, ModelLoadError, ValueError, RayUnavailableError) as err:
+    except (FileNotFoundError, OutputConflictError, ModelLoadError, ValueError, RayUnavailableError,
+            CacheDirError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if not args.quiet:

@@ -90,7 +90,7 @@ def test_onnx_export_is_cached_by_weights_and_settings():
     assert engines.cached_onnx(model) == path and path.stat().st_mtime_ns == stamp  # reused, not re-exported
     other = _model(scale=4, global_skip="bicubic")  # same keys and shapes, different computation
     assert engines.model_key(other) != engines.model_key(model)
-    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary file left
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name, f"{path.name}.json"]  # no temporary left
 
 
 def test_model_key_hashes_the_weights_once_per_module_and_settings(monkeypatch):

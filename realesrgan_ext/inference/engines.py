@@ -25,7 +25,9 @@ engine is checked the same way and falls back to ``pytorch`` with a note.
 The ONNX export (about 9 s for x4plus) is cached on disk, keyed by the weights' and settings'
 hash: ``cache_dir('onnx')/<sha256>.onnx`` (``realesrgan_ext.paths``), so only the first run pays;
 so are OpenVINO's compiled model (``cache_dir('openvino')``, its own cache) and each probe's
-PSNR (``cache_dir('engine_checks')``, per model, engine, precision and engine version).
+PSNR (``cache_dir('engine_checks')``, per model, engine, precision, engine version and the
+digests of the engine files measured). Every cached engine file is verified against its
+recorded hash and source before use, and rebuilt when it fails (``engine_cache``).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ import torch
 from torch import nn
 
 from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
+from realesrgan_ext.inference.engine_cache import record_folder, verified, verify_folder, write_record
 from realesrgan_ext.inference.model_loader import LoadedModel
 from realesrgan_ext.inference.tail_stripes import run_tail_in_stripes, stripe_rows
 from realesrgan_ext.inference.upscaler import Upscaler, resolve_device
@@ -73,6 +76,7 @@ STRIPED_TILE = {"openvino": 512}
 # export's tracing size (32), so a size baked into the exported graph shows up as a mismatch.
 PROBE_SIZE = (36, 44)
 CACHE_VERSION = "1"  # part of the ONNX cache key: bump when the export changes
+OPENVINO_SOURCE = "openvino"  # what OpenVINO's compiled blobs are recorded as made from (it keys them itself)
 TileFn = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -154,19 +158,28 @@ def _export_part(model: LoadedModel, part: str, path: Path) -> None:
 
 def cached_onnx(model: LoadedModel, part: str = "whole") -> Path:
     """The dynamic-shape fp32 ONNX export of ``model`` (``part``: ``whole``, or an RRDB generator's
-    ``features`` / ``reconstruct``), exported once (atomic write) and reused."""
-    path = cache_dir("onnx") / f"{model_key(model)}{'' if part == 'whole' else '-' + part}.onnx"
-    if path.is_file():
-        return path
+    ``features`` / ``reconstruct``), exported once (atomic write, hash recorded) and reused while
+    it matches its record (``engine_cache.verified``)."""
+    return _onnx_entry(model, part)[0]
+
+
+def _onnx_entry(model: LoadedModel, part: str) -> tuple[Path, str]:
+    """``cached_onnx``'s path and the sha256 it was verified (or recorded) with."""
+    key = model_key(model)
+    path = cache_dir("onnx") / f"{key}{'' if part == 'whole' else '-' + part}.onnx"
+    digest = verified(path, key)
+    if digest is not None:
+        return path, digest
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.onnx")
     try:
         _export_part(model, part, tmp)
         os.replace(tmp, path)
+        digest = write_record(path, key)
     except Exception as err:
         raise EngineUnavailable(f"{model.describe()}: ONNX export failed ({type(err).__name__}: {err})") from err
     finally:
         tmp.unlink(missing_ok=True)
-    return path
+    return path, digest
 
 
 # --------------------------------------------------------------------------- engines
@@ -199,10 +212,13 @@ def _openvino_core():
 
 def _openvino(path: Path, precision: str, threads: int) -> TileFn:
     core = _openvino_core()
+    blobs = cache_dir("openvino")
+    verify_folder(blobs, OPENVINO_SOURCE)  # a damaged compiled blob is removed before OpenVINO could load it
     # the hint is explicit both ways: OpenVINO picks bf16 by itself on CPUs that have it
     compiled = core.compile_model(str(path), "CPU", {
         "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16"}[precision],
         "PERFORMANCE_HINT": "LATENCY"})
+    record_folder(blobs, OPENVINO_SOURCE)
     request = compiled.create_infer_request()
     return lambda x: torch.from_numpy(request.infer({0: _numpy(x)})[0].copy())
 
@@ -214,6 +230,7 @@ class StripedRRDB:
 
     def __init__(self, net: RRDBGenerator, features: TileFn, reconstruct: TileFn) -> None:
         self.net, self.features, self.reconstruct = net, features, reconstruct
+        self.files: dict[str, str] = {}  # engine file name -> sha256 (set by the builder)
         self.num_feat = net.conv_first.out_channels
         self.factor = net.scale * net.size_multiple  # output rows per feature row
 
@@ -229,11 +246,25 @@ class StripedRRDB:
 def _onnx_engine(session: Callable[[Path, str, int], TileFn]) -> Callable[[LoadedModel, str, int], TileFn]:
     def build(model: LoadedModel, precision: str, threads: int) -> TileFn:
         if isinstance(model.module, RRDBGenerator):
-            return StripedRRDB(model.module, session(cached_onnx(model, "features"), precision, threads),
-                               session(cached_onnx(model, "reconstruct"), precision, threads))
-        return session(cached_onnx(model), precision, threads)
+            entries = [_onnx_entry(model, "features"), _onnx_entry(model, "reconstruct")]
+            run = StripedRRDB(model.module, *(session(path, precision, threads) for path, _ in entries))
+        else:
+            entries = [_onnx_entry(model, "whole")]
+            run = _Tiles(session(entries[0][0], precision, threads))
+        run.files = {path.name: digest for path, digest in entries}  # what checked_psnr's record is tied to
+        return run
 
     return build
+
+
+class _Tiles:
+    """A tile function with the digests of the engine files it runs (``files``)."""
+
+    def __init__(self, fn: TileFn) -> None:
+        self.fn, self.files = fn, {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
 
 
 def _ncnn(model: LoadedModel, precision: str, threads: int) -> TileFn:
@@ -318,15 +349,19 @@ def _check_record(model: LoadedModel, engine: str, precision: str) -> Path:
 
 def checked_psnr(model: LoadedModel, engine: str, precision: str, run: TileFn,
                  reference: Callable[[], torch.Tensor]) -> float:
-    """``check_engine``'s PSNR, measured once per model, engine, precision and engine version on this machine."""
+    """``check_engine``'s PSNR, measured once per model, engine, precision and engine version on this machine,
+    and again whenever the engine files ``run`` uses (``run.files``: name -> sha256) are not those measured."""
     record = _check_record(model, engine, precision)
+    files = dict(getattr(run, "files", {}))
     try:
-        return float(json.loads(record.read_text())["psnr"])
-    except (OSError, ValueError, KeyError, TypeError):
+        stored = json.loads(record.read_text())
+        if stored.get("files", {}) == files:
+            return float(stored["psnr"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     quality = check_engine(model, run, reference())
     tmp = record.with_name(f".{record.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps({"psnr": quality, "engine": engine, "precision": precision}))
+    tmp.write_text(json.dumps({"psnr": quality, "engine": engine, "precision": precision, "files": files}))
     os.replace(tmp, record)
     return quality
 
