@@ -17,7 +17,16 @@ bicubic-trained model is a baseline and the starting point), then
   6. plots (experiments/realworld_demo_x4/plots)
   7. upscale the pipeline-degraded validation LR with both models (results/realworld_demo_x4)
 and print the PSNR of the real-world model, the bicubic-trained model and bicubic interpolation.
-Usage: python scripts/demo.py [realworld] [--option OPTION_FILE]
+``python scripts/demo.py finetune`` (fine-tune the bundled x4plus for a damage it was not trained
+for; scripts/finetune_demo.py): step 1 as above, then
+  2. the split: training tiles listed in datasets/sample/finetune/train.txt, one tile per photo held
+     out and degraded by the option file's pipeline as the validation split that keep_best judges
+  3. train options/finetune_demo_x4plus.yml (baseline at iteration 0, keep-best, collapse guard)
+  4. plots (experiments/finetune_demo_x4plus/plots)
+  5. scripts/evaluate.py's library on the held-out photos with the same damage: the fine-tuned model
+     (models/net_g_best.pth), x4plus and bicubic (results/finetune_demo_x4plus/report.html)
+and print the table; exit status 0 only when the fine-tuned model beats x4plus on PSNR-Y and ST-LPIPS.
+Usage: python scripts/demo.py [realworld | finetune] [--option OPTION_FILE]
 """
 
 from __future__ import annotations
@@ -98,13 +107,17 @@ def upscale(exp_dir: Path, lr_dir: Path = SAMPLE / "val" / "low_res", out: Path 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("demo", nargs="?", choices=("bicubic", "realworld"), default="bicubic")
+    parser.add_argument("demo", nargs="?", choices=("bicubic", "realworld", "finetune"), default="bicubic")
     parser.add_argument("--option", type=Path, help="option file of the demo's (last) model")
     args = parser.parse_args(argv)
     if args.demo == "realworld":
         from realworld_demo import run_realworld_demo
 
         return run_realworld_demo((args.option or REPO / "options" / "realworld_demo_x4.yml").resolve())
+    if args.demo == "finetune":
+        from finetune_demo import run_finetune_demo
+
+        return run_finetune_demo((args.option or REPO / "options" / "finetune_demo_x4plus.yml").resolve())
     build_sample_set()
     build_lmdbs()
     exp_dir = train((args.option or REPO / "options" / "demo_x4.yml").resolve())

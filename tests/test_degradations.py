@@ -177,6 +177,12 @@ def test_random_resize_ranges():
     with seeded(0):
         out = random_resize(img, StageOptions(resize_prob=(0, 0, 1)), base_size=(12, 10))
     assert out.shape[-2:] == (12, 10)
+    exactly_quarter = parse_degradation_options({"first": {"resize_prob": [0, 1, 0], "resize_range": [0.25, 0.25]}})
+    for seed in range(3):  # a range below 1 for a down-only stage: the factor is drawn inside it
+        with seeded(seed):
+            assert random_resize(img, exactly_quarter.first).shape[-2:] == (12, 12)
+    with pytest.raises(ValueError, match="high >= 1 when it can scale up"):
+        parse_degradation_options({"first": {"resize_range": [0.25, 0.5]}})  # the default resize_prob scales up
 
 
 # ---- the whole pipeline -----------------------------------------------------------------

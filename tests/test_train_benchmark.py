@@ -34,3 +34,26 @@ def test_unknown_configuration_is_refused(capsys):
         main(["--quick", "--configs", "ours turbo"])
     assert "unknown configuration(s) ['ours turbo']" in capsys.readouterr().err
     assert all(name in CONFIGS for name in ("ours bf16", "ours compile", "ours optimizer_impl=fused"))
+
+
+@pytest.mark.slow
+def test_finetune_benchmark_times_each_precision_in_its_own_process(tmp_path, capsys):
+    import yaml
+
+    opt = yaml.safe_load((SCRIPT.parents[1] / "options" / "finetune_demo_x4plus.yml").read_text())
+    opt["network_g"] = {"type": "RRDBGenerator", "num_feat": 8, "num_block": 1, "num_grow_ch": 4, "scale": 4}
+    opt["path"]["pretrain_network_g"] = None
+    opt["datasets"]["train"].update(crop_size=64, gt_size=64)
+    del opt["train"]["perceptual_opt"]  # the VGG would be most of the time
+    option = tmp_path / "tiny_finetune.yml"
+    option.write_text(yaml.safe_dump(opt))
+    out = tmp_path / "finetune.txt"
+    assert main(["--finetune", str(option), "--configs", "fp32", "bf16", "--iterations", "2", "--threads", "1",
+                 "--output", str(out)]) == 0
+    table = capsys.readouterr().out.strip()
+    assert out.read_text().strip() == table
+    assert table.startswith("tiny_finetune.yml: RRDBGenerator from None, batch 2 x 64px")
+    rows = re.findall(r"^(fp32|bf16)\s+(\d+\.\d+)\s+\((\d+\.\d+)-(\d+\.\d+)\)\s+(\d+)\s+(-?\d+)$", table, re.M)
+    assert [r[0] for r in rows] == ["fp32", "bf16"]
+    for _, median, fastest, slowest, peak, _added in rows:
+        assert 0 < float(fastest) <= float(median) <= float(slowest) and int(peak) > 100  # torch alone is more

@@ -6,6 +6,7 @@ import math
 import shutil
 from pathlib import Path
 
+import cv2
 import pytest
 import torch
 import yaml
@@ -212,3 +213,50 @@ def test_bad_learning_rate_is_stopped_by_the_guard_with_the_baseline_kept(tmp_pa
     assert scalars.metrics["tiny_val"]["psnr"][0] == pytest.approx(record["baseline"], abs=1e-3)
     text = parse_train_log(read_log(exp))  # and the text log puts the baseline at iteration 0 too
     assert sorted(text.tags["metrics/tiny_val/psnr"]) == list(range(0, stopped + 1, 5))
+    from realesrgan_ext.tools.training_plots import plot_validation
+
+    starts = [line for line in plot_validation(scalars).axes[0].get_lines() if line.get_linestyle() == ":"]
+    assert len(starts) == 1 and starts[0].get_ydata()[0] == pytest.approx(record["baseline"], abs=1e-3)
+
+
+# ---- the recipes and the demo's validation split ---------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["finetune_realesrgan_x4plus", "finetune_realesrgan_x4plus_pairdata",
+                                    "finetune_realesr_animevideov3", "finetune_demo_x4plus"])
+def test_recipes_start_from_a_bundled_checkpoint_that_fits(recipe):
+    from basicsr.archs import build_network
+
+    from realesrgan_ext.models.checkpoint_fit import checkpoint_mismatch
+    from realesrgan_ext.models.realesrgan_sr_model import resolve_pretrained
+
+    opt = yaml.safe_load((REPO / "options" / f"{recipe}.yml").read_text())
+    val = opt["val"]
+    assert val["keep_best"] in val["metrics"] and val["collapse_guard"] is True  # guarded by default
+    assert opt["train"]["optim_g"]["lr"] <= 5e-5 and opt["train"].get("net_d_init_iters", 0) >= (
+        1000 if "network_d" in opt else 0)  # a fresh discriminator is warmed up alone
+    net = build_network(dict(opt["network_g"]))
+    path = resolve_pretrained(opt["path"]["pretrain_network_g"])
+    assert checkpoint_mismatch(net, path, opt["path"]["param_key_g"], "path.pretrain_network_g") is None
+
+
+def test_finetune_split_holds_out_one_tile_per_photo(tmp_path):
+    from realesrgan_ext.data.degradation_options import parse_degradation_options
+    from realesrgan_ext.data.realesrgan_hr_dataset import RealESRGANHRDataset
+    from realesrgan_ext.tools.finetune_split import make_finetune_split
+
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    for name in ("a_s001", "a_s002", "a_s003", "b_s001", "b_s002", "solo"):
+        cv2.imwrite(str(hr / f"{name}.png"), smooth_image(48, 48, seed=len(name)))
+    options = parse_degradation_options({"kernel_size_range": [3, 5], "second_order": False})
+    split = make_finetune_split(hr, tmp_path / "split", options, 4, crop=32, copies=2, seed=0)
+    assert split.train_list.read_text().split() == ["a_s001.png", "a_s002.png", "b_s001.png", "solo.png"]
+    assert sorted(p.name for p in (split.val_dir / "low_res").iterdir()) == [
+        "a_s003_d0.png", "a_s003_d1.png", "b_s002_d0.png", "b_s002_d1.png"]
+    assert split.val_count == 4 and split.train_count == 4
+    pairs = PairedLRHRDataset({"name": "v", "dataroot_gt": str(split.val_dir / "high_res"), "scale": 4,
+                               "dataroot_lq": str(split.val_dir / "low_res"), "phase": "val"})
+    assert pairs[0]["gt"].shape == (3, 32, 32) and pairs[0]["lq"].shape == (3, 8, 8)
+    train = RealESRGANHRDataset({"dataroot_gt": str(hr), "meta_info_file": str(split.train_list), "scale": 4,
+                                 "crop_size": 48, "gt_size": 32, "degradation": {"kernel_size_range": [3, 5]}})
+    assert train.keys == ["a_s001", "a_s002", "b_s001", "solo"]

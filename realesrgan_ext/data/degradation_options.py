@@ -156,8 +156,10 @@ def _check_stage(stage: StageOptions, where: str) -> None:
     if len(stage.resize_prob) != 3 or sum(stage.resize_prob) <= 0:
         raise ValueError(f"{where}.resize_prob: expected 3 weights (up, down, keep), got {list(stage.resize_prob)}")
     low, high = stage.resize_range
-    if not low <= 1 <= high or low <= 0:
-        raise ValueError(f"{where}.resize_range: expected [low <= 1, high >= 1] with low > 0, got {[low, high]}")
+    up, down, _ = stage.resize_prob
+    if low <= 0 or (up > 0 and high < 1) or (down > 0 and low > 1):
+        raise ValueError(f"{where}.resize_range: expected low > 0, low <= 1 when resize_prob can scale down and "
+                         f"high >= 1 when it can scale up (resize_prob {list(stage.resize_prob)}), got {[low, high]}")
 
 
 def parse_degradation_options(section: dict[str, Any] | None,

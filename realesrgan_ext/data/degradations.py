@@ -66,10 +66,11 @@ def blur(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 
 def _draw_resize_factor(stage: StageOptions) -> float:
     updown = random.choices(["up", "down", "keep"], stage.resize_prob)[0]
-    if updown == "up":
-        return np.random.uniform(1, stage.resize_range[1])
-    if updown == "down":
-        return np.random.uniform(stage.resize_range[0], 1)
+    low, high = stage.resize_range
+    if updown == "up":  # uniform in [1, high] (Real-ESRGAN), or [low, high] when low > 1
+        return np.random.uniform(max(1.0, low), high)
+    if updown == "down":  # uniform in [low, 1], or [low, high] when high < 1 (e.g. [0.25, 0.25]: exactly 1/4)
+        return np.random.uniform(low, min(1.0, high))
     return 1.0
 
 

@@ -14,6 +14,7 @@ and nothing is downloaded.
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import tempfile
 import time
@@ -190,4 +191,128 @@ def format_table(rows: list[BenchmarkRow], settings: BenchmarkSettings) -> str:
     lines = [head, f"{'configuration':<{width}}  s/iter  speed-up vs stock (median, lowest-highest round)"]
     lines += [f"{r.name:<{width}}  {r.seconds_per_iter:6.3f}  {r.speedup_vs_stock:5.2f}x  "
               f"{r.speedup_range[0]:.2f}-{r.speedup_range[1]:.2f}x" for r in rows]
+    return "\n".join(lines)
+
+
+# ---- a fine-tune recipe as it trains: seconds per iteration and peak memory, per precision ----------------
+FINETUNE_CONFIGS: dict[str, dict[str, Any]] = {  # name -> train.speed (replacing the option file's)
+    "fp32": {},
+    "bf16": {"precision": "bf16"},
+    "bf16 + channels_last": {"precision": "bf16", "channels_last": True},
+}
+
+
+@dataclass(frozen=True)
+class FinetuneRow:
+    name: str
+    seconds_per_iter: float  # median
+    seconds_range: tuple[float, float]
+    peak_rss_mib: float  # the whole process at its peak (Python, torch, the model, the step)
+    step_rss_mib: float  # how much the training iterations added over the built model
+
+
+def finetune_options(option_file: str | Path, speed: dict[str, Any], workdir: Path, vgg_file: Path,
+                     pretrained: bool = True) -> dict[str, Any]:
+    """The option file as BasicSR would pass it to the model, CPU, with ``train.speed = speed``.
+
+    A torchvision-weights perceptual loss gets a random VGG19 file (timing does not depend on the
+    values; nothing downloads); ``pretrained=False`` skips loading the starting weights.
+    """
+    import yaml
+
+    opt = yaml.safe_load(Path(option_file).read_text())
+    opt.update(num_gpu=0, dist=False, is_train=True, rank=0, world_size=1)
+    opt["path"].update(models=str(workdir), training_states=str(workdir), resume_state=None)
+    if not pretrained:
+        opt["path"]["pretrain_network_g"] = None
+    opt["train"]["speed"] = dict(speed)
+    opt.pop("val", None)  # no validation is timed; the guardrails need none
+    perceptual = opt["train"].get("perceptual_opt")
+    if perceptual and perceptual.get("vgg_weights", "torchvision") == "torchvision":
+        perceptual["vgg_weights_path"] = str(vgg_file)
+    return opt
+
+
+def _finetune_batches(opt: dict[str, Any], count: int = 2) -> list[dict[str, torch.Tensor]]:
+    """HR crops (smooth random images) with their degradation kernels, as ``RealESRGANHRDataset`` gives."""
+    from realesrgan_ext.data.degradation_kernels import sample_kernel_batch
+    from realesrgan_ext.data.degradation_options import degradation_options_of
+
+    train = opt["datasets"]["train"]
+    size, batch = int(train.get("crop_size", 400)), int(train["batch_size_per_gpu"])
+    options = degradation_options_of(opt)
+    g = torch.Generator().manual_seed(0)
+    smooth = [torch.nn.functional.interpolate(torch.rand(batch, 3, size // 8, size // 8, generator=g), size=size,
+                                              mode="bilinear", align_corners=False) for _ in range(count)]
+    return [{"gt": gt, **sample_kernel_batch(options, batch)} for gt in smooth]
+
+
+def _rss_mib() -> float:
+    """This process's resident memory now (Linux /proc), MiB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _time_finetune(option_file: str, speed: dict[str, Any], warmup: int, iterations: int, threads: int,
+                   pretrained: bool) -> tuple[list[float], float, float]:
+    """In a fresh process: seconds of each timed iteration, peak RSS and the RSS the iterations added."""
+    import resource
+
+    import realesrgan_ext
+
+    torch.set_num_threads(threads)
+    realesrgan_ext.register()
+    from basicsr.models import build_model
+
+    with random_vgg19_file() as vgg_file, tempfile.TemporaryDirectory() as workdir:
+        opt = finetune_options(option_file, speed, Path(workdir), vgg_file, pretrained)
+        batches = _finetune_batches(opt)
+        torch.manual_seed(0)
+        model = build_model(opt)
+        built = _rss_mib()
+        times = []
+        for it in range(1, warmup + iterations + 1):
+            start = time.perf_counter()
+            model.feed_data(batches[it % len(batches)])
+            model.optimize_parameters(it)
+            if it > warmup:
+                times.append(time.perf_counter() - start)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return times, peak, peak - built
+
+
+def run_finetune_benchmark(option_file: str | Path, names: list[str] | None = None, warmup: int = 1,
+                           iterations: int = 5, threads: int = 2, pretrained: bool = True,
+                           progress=print) -> list[FinetuneRow]:
+    """Time each configuration of ``FINETUNE_CONFIGS`` in its own process (so each peak is its own)."""
+    import multiprocessing
+
+    names = names or list(FINETUNE_CONFIGS)
+    unknown = [n for n in names if n not in FINETUNE_CONFIGS]
+    if unknown:
+        raise ValueError(f"unknown configuration(s) {unknown}; known: {list(FINETUNE_CONFIGS)}")
+    rows = []
+    with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
+        for name in names:
+            times, peak, step = pool.apply(_time_finetune, (str(option_file), FINETUNE_CONFIGS[name], warmup,
+                                                            iterations, threads, pretrained))
+            rows.append(FinetuneRow(name, statistics.median(times), (min(times), max(times)), peak, step))
+            progress(f"  {name}: {rows[-1].seconds_per_iter:.3f} s/iter, peak {peak:.0f} MiB")
+    return rows
+
+
+def format_finetune_table(rows: list[FinetuneRow], option_file: str | Path, iterations: int, threads: int) -> str:
+    """The fine-tune result as printed (and committed as ``benchmarks/finetune_cpu.txt``)."""
+    import yaml
+
+    opt = yaml.safe_load(Path(option_file).read_text())
+    train = opt["datasets"]["train"]
+    head = (f"{Path(option_file).name}: {opt['network_g']['type']} from {opt['path'].get('pretrain_network_g')}, "
+            f"batch {train['batch_size_per_gpu']} x {train.get('gt_size')}px (degraded from {train.get('crop_size')} "
+            f"px crops), torch {torch.__version__}, {threads} threads; median of {iterations} iterations, "
+            "each configuration in its own process")
+    width = max(len("configuration"), *(len(r.name) for r in rows))
+    lines = [head, f"{'configuration':<{width}}  s/iter  (fastest-slowest)  peak RSS MiB  added by training MiB"]
+    lines += [f"{r.name:<{width}}  {r.seconds_per_iter:6.3f}  ({r.seconds_range[0]:.3f}-{r.seconds_range[1]:.3f})  "
+              f"{r.peak_rss_mib:12.0f}  {r.step_rss_mib:20.0f}" for r in rows]
     return "\n".join(lines)

@@ -6,7 +6,8 @@
   (``l_d_*``) and mean discriminator outputs (``out_d_*``) over iterations, each panel only
   when logged; tensorboard-style EMA smoothing drawn over the faint raw values.
 - ``validation.png``: one panel per validation metric, one line per val set, with the
-  bicubic baseline as a dashed line.
+  bicubic baseline as a dashed line and, for a fine-tune validated at iteration 0, the starting
+  model's score as a dotted one.
 - ``samples.png``: center crops of validation images: LR (nearest), bicubic, SR at a few
   saved iterations, HR, each titled with that image's PSNR.
 
@@ -44,7 +45,7 @@ __all__ = [
     "plot_losses", "plot_samples", "plot_training", "plot_validation", "psnr_summary", "read_training_scalars",
 ]
 
-LOWER_IS_BETTER = {"niqe", "lpips"}
+LOWER_IS_BETTER = {"niqe", "lpips", "stlpips"}
 METRIC_LABELS = {"psnr": ("PSNR", "PSNR (dB)"), "ssim": ("SSIM", "SSIM (0-1)")}
 PANELS = (  # (group, title, y label)
     ("G", "Generator loss terms", "loss"),
@@ -154,6 +155,9 @@ def plot_validation(scalars: TrainingScalars, baseline: dict[str, dict[str, floa
             best = _best_index(y, lower_is_better=metric in LOWER_IS_BETTER)
             line = ax.plot(x, y, marker="o", markersize=4,
                            label=f"{val_set} (last {y[-1]:.4g}{unit}, best {y[best]:.4g}{unit} @ {int(x[best])})")[0]
+            if 0 in per_set[metric]:  # val_at_start: the starting model (models/training_guardrails.py)
+                ax.axhline(per_set[metric][0], color=line.get_color(), linestyle=":", linewidth=1.2,
+                           label=f"{val_set} starting model, iter 0 ({per_set[metric][0]:.4g}{unit})")
             base = baseline.get(val_set, {}).get(metric)
             if base is not None:
                 ax.axhline(base, color=line.get_color(), linestyle="--", linewidth=1.2,
