@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from realesrgan_ext.data.image_io import to_float
+from realesrgan_ext.inference.model_loader import LoadedModel
 
 BICUBIC = "bicubic"
 
@@ -93,13 +94,11 @@ def resolve_labels(specs: Sequence[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def model_contestant(label: str, model: str, scale: int, *, backend: str = "auto", precision: str = "auto",
+def model_contestant(label: str, loaded: LoadedModel, scale: int, *, backend: str = "auto", precision: str = "auto",
                      device: str = "auto", tile: int = 0) -> Contestant:
-    """A model (bundled name or checkpoint) on the engine the image CLI would pick, at ``scale``."""
+    """A loaded model on the engine the image CLI would pick (``make_upscaler``), at ``scale``."""
     from realesrgan_ext.inference.engines import make_upscaler
-    from realesrgan_ext.inference.onnx_export import resolve_model
 
-    loaded = resolve_model(model)
     upscaler = make_upscaler(loaded, backend, precision, device, tile=tile)
     outscale = None if loaded.scale == scale else float(scale)
     resized = "" if outscale is None else f", resized from x{loaded.scale} to x{scale}"

@@ -11,11 +11,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from realesrgan_ext.data.image_io import ImageReadError
 
-_EXIF_ORIENTATION = 0x0112
 _TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
@@ -32,17 +30,17 @@ class UnreadableImage(ValueError):
 
 
 def header_size(path: Path) -> tuple[int, int]:
-    """(height, width) as displayed, read from the file's header without decoding the pixels."""
-    try:
-        with Image.open(path) as im:
-            width, height = im.size
-            orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
-    except Image.DecompressionBombError as err:
-        raise UnreadableImage(path, str(err)) from err
-    except (OSError, SyntaxError, ValueError) as err:
-        raise UnreadableImage(path, "not a readable image (corrupt, truncated or unknown format)") from err
-    return (width, height) if orientation in _TRANSPOSED else (height, width)
+    """(height, width) as displayed, from the file's header (``data.image_header``): nothing decoded yet,
+    and a size over ``Limits.max_image_pixels`` refused."""
+    from realesrgan_ext.data.image_header import read_header
 
+    try:
+        header = read_header(Path(path).read_bytes(), str(path))
+    except OSError as err:
+        raise UnreadableImage(path, err.strerror or str(err)) from err
+    except ImageReadError as err:
+        raise UnreadableImage(path, str(err).removeprefix(f"{path}: ")) from err
+    return (header.width, header.height) if header.orientation in _TRANSPOSED else (header.height, header.width)
 
 
 def read_bgr8(path: Path) -> np.ndarray:

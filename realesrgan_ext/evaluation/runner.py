@@ -61,6 +61,9 @@ def evaluate(models: Sequence[str], output: str | Path, *, hr: str | Path | None
 
     if hr is None and real is None:
         raise EvaluationError("nothing to score: give HR photos (--hr) and an LR source, or real photos (--real)")
+    if hr is None and (lr or degradation or bicubic):
+        raise EvaluationError("--lr, --degradation and --bicubic say where the LR of the --hr photos comes from; "
+                              "give --hr too")
     output = Path(output)
     _check_output(output, hr, lr, real)
     source, stated = lr_source(lr, degradation, bicubic, seed) if hr is not None else (None, None)
