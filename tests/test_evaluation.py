@@ -142,6 +142,21 @@ def test_report_files_hold_the_scores(run):
     assert page.count("src='data:image/png;base64,") == 3 and "http" not in page  # self-contained
 
 
+def test_only_the_first_grids_are_kept_in_memory_and_stale_crops_go(tmp_path, monkeypatch, one_torch_thread):
+    from realesrgan_ext.evaluation import crops
+
+    write_photos(tmp_path / "hr")
+    stale = tmp_path / "out" / "crops" / "007.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"from an earlier run")
+    monkeypatch.setattr(crops, "MAX_GRID_ROWS", 2)
+    report = evaluate([], tmp_path / "out", hr=tmp_path / "hr", bicubic=True, scale=4, progress=False)
+    assert sorted(p.name for p in stale.parent.iterdir()) == ["000.png", "001.png", "002.png"]
+    page = report.files["html"].read_text()
+    assert page.count("src='data:image/png") == 2 and "all 3 are in the crops/ folder" in page
+    assert cv2.imread(str(report.files["grid"])).shape[0] < 2 * 300  # two rows of 80 px crops at 2x, titled
+
+
 def test_lr_folder_pairs_by_name_and_a_wrong_scale_is_an_error(tmp_path, one_torch_thread):
     photos = write_photos(tmp_path / "hr")
     (tmp_path / "lr").mkdir()

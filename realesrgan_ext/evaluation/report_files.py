@@ -152,8 +152,10 @@ def _html_table(table: list[list[str]], css_class: str, labels: int) -> str:
     return f'<table class="{css_class}"><thead>{head}</thead><tbody>{body}</tbody></table>'
 
 
-def html_page(report: EvaluationReport, grids: Mapping[str, bytes]) -> str:
-    """One self-contained page: rows, means, per-image scores, crop grids (PNG ``data:`` URIs), problems."""
+def html_page(report: EvaluationReport, grids: Mapping[str, bytes], total_grids: int | None = None) -> str:
+    """One self-contained page: rows, means, per-image scores, crop grids (PNG ``data:`` URIs), problems.
+
+    ``total_grids``: how many images have a grid in ``crops/`` (the page embeds only ``grids``)."""
     esc = html.escape
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Evaluation x{report.scale}</title>",
              f"<style>{_STYLE}</style></head><body>", f"<h1>Evaluation x{report.scale}</h1>", "<ul>"]
@@ -165,6 +167,8 @@ def html_page(report: EvaluationReport, grids: Mapping[str, bytes]) -> str:
                   _html_table(per_image_table(report, kind), f"per-image {kind}", 2)]
     if grids:
         parts.append("<h2>Crops</h2><p>Same region in every panel: where the reference has the most detail.</p>")
+        if total_grids and total_grids > len(grids):
+            parts.append(f"<p>The first {len(grids)} images; all {total_grids} are in the crops/ folder.</p>")
         for title, png in grids.items():
             uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
             parts.append(f"<h3>{esc(title)}</h3><img class='grid' alt='{esc(title)}' src='{uri}'>")

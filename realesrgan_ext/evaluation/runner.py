@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -39,6 +40,7 @@ from realesrgan_ext.evaluation.photos import EvaluationError, UnreadableImage, r
 from realesrgan_ext.evaluation.results import EvaluationReport, Score
 
 Log = Callable[[str], None]
+CROPS_FOLDER = "crops"
 
 
 def _stderr(message: str) -> None:
@@ -81,7 +83,7 @@ def evaluate(models: Sequence[str], output: str | Path, *, hr: str | Path | None
         for label, model in loaded.items()]
     report = EvaluationReport([c.label for c in contestants], {c.label: c.description for c in contestants},
                               {s.kind: s.description for s in sets}, scale)
-    grids: dict[str, np.ndarray] = {}
+    gallery = _Gallery(output)
     with tqdm(total=sum(len(s.images) for s in sets) * len(contestants), unit="run", desc="evaluate",
               disable=not progress, file=sys.stderr) as bar:
         for image_set in sets:
@@ -96,9 +98,34 @@ def evaluate(models: Sequence[str], output: str | Path, *, hr: str | Path | None
                     bar.update(len(contestants))
                     continue
                 title = image.name if hr_img is not None else f"{image.name} (real)"
-                grids[title] = _score_image(report, image_set.kind, image.name, lr_img, hr_img, contestants, bar)
-    _write_report(report, output, grids)
+                gallery.add(title, _score_image(report, image_set.kind, image.name, lr_img, hr_img, contestants, bar))
+    _write_report(report, output, gallery)
     return report
+
+
+@dataclass
+class _Gallery:
+    """Each image's crop row, written to ``crops/NNN.png`` at once (stale ones of an earlier run removed);
+    only the first ``MAX_GRID_ROWS`` stay in memory, for ``grid.png`` and the HTML page."""
+
+    output: Path
+    files: dict[str, str] = field(default_factory=dict)  # title -> path relative to the report
+    rows: dict[str, np.ndarray] = field(default_factory=dict)
+    pngs: dict[str, bytes] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        folder = self.output / CROPS_FOLDER
+        for stale in folder.glob("*.png") if folder.is_dir() else ():
+            if stale.stem.isdigit():
+                stale.unlink()
+
+    def add(self, title: str, row: np.ndarray) -> None:
+        png = _png(row)
+        rel = f"{CROPS_FOLDER}/{len(self.files):03d}.png"
+        report_files.write_bytes(self.output / rel, png)
+        self.files[title] = rel
+        if len(self.rows) < crops.MAX_GRID_ROWS:
+            self.rows[title], self.pngs[title] = row, png
 
 
 def _check_output(output: Path, *inputs: str | Path | None) -> None:
@@ -166,20 +193,13 @@ def _png(img: np.ndarray) -> bytes:
     return data.tobytes()
 
 
-def _write_report(report: EvaluationReport, output: Path, grids: dict[str, np.ndarray]) -> None:
-    """report.md / .html, scores.csv, means.csv, grid.png and crops/<image>.png into ``output``."""
-    pngs = {title: _png(row) for title, row in grids.items()}
-    crop_files = {}
-    for index, (title, png) in enumerate(pngs.items()):
-        rel = f"crops/{index:03d}.png"
-        report_files.write_bytes(output / rel, png)
-        crop_files[title] = rel
+def _write_report(report: EvaluationReport, output: Path, gallery: _Gallery) -> None:
+    """report.md / .html, scores.csv, means.csv and grid.png into ``output`` (the crops are written)."""
     files = {"csv": ("scores.csv", report_files.scores_csv(report).encode()),
              "means_csv": ("means.csv", report_files.means_csv(report).encode()),
-             "markdown": ("report.md", report_files.markdown(report, crop_files).encode())}
-    if grids:
-        files["grid"] = ("grid.png", _png(crops.stack_rows(list(grids.values()), list(grids))))
-    shown = dict(list(pngs.items())[: crops.MAX_GRID_ROWS])
-    files["html"] = ("report.html", report_files.html_page(report, shown).encode())
+             "markdown": ("report.md", report_files.markdown(report, gallery.files).encode())}
+    if gallery.rows:
+        files["grid"] = ("grid.png", _png(crops.stack_rows(list(gallery.rows.values()), list(gallery.rows))))
+    files["html"] = ("report.html", report_files.html_page(report, gallery.pngs, len(gallery.files)).encode())
     for key, (name, data) in files.items():
         report.files[key] = report_files.write_bytes(output / name, data)
