@@ -40,33 +40,38 @@ NO_REFERENCE_KEYS = {m.key for m in NO_REFERENCE}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-m", "--model", action="append", default=[], metavar="[LABEL=]MODEL",
                    help=f"a model to compare (repeat): a checkpoint, or a bundled name ({', '.join(BUNDLED_MODELS)}); "
                         "LABEL= names its row")
-    p.add_argument("--hr", help="folder of high-resolution photos (full-reference scores)")
+    p.add_argument("--hr", metavar="DIR", help="folder of high-resolution photos (full-reference scores)")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--lr", help="folder of their low-resolution versions, paired by name without extension")
+    source.add_argument("--lr", metavar="DIR",
+                        help="folder of their low-resolution versions, paired by name without extension")
     source.add_argument("--degradation", metavar="OPTION_FILE",
                         help="make the LR with this option file's degradation pipeline (a top-level 'degradation:' "
                              "section, or datasets.train.degradation), seeded per image")
     source.add_argument("--bicubic", action="store_true", help="make the LR by bicubic downscaling")
-    p.add_argument("--real", help="folder of real low-resolution photos without HR (NIQE)")
-    p.add_argument("-o", "--output", required=True, help="report folder")
-    p.add_argument("--scale", type=int, help="default: the option file's, the LR folder's, or the first model's")
-    p.add_argument("--seed", type=int, default=0, help="base seed of --degradation")
-    p.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6,
-                   help="larger images (at output size) are reported, not scored")
-    p.add_argument("--backend", choices=BACKENDS, default="auto", help="inference engine, as scripts/inference.py")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="as scripts/inference.py")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--real", metavar="DIR", help="folder of real low-resolution photos without HR (NIQE)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="report folder")
+    p.add_argument("--scale", type=int, metavar="N",
+                   help="default: the option file's, the LR folder's, or the first model's")
+    p.add_argument("--seed", type=int, default=0, help="base seed of --degradation (default 0)")
+    p.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, metavar="MP",
+                   help=f"larger images (at output size) are reported, not scored (default "
+                        f"{DEFAULT_MAX_PIXELS / 1e6:.1f}; ST-LPIPS needs about 1 GB per megapixel)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="inference engine, as scripts/inference.py (default auto)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="as scripts/inference.py (default auto)")
+    p.add_argument("--device", default="auto", help="auto (default) | cpu | cuda | cuda:N")
     p.add_argument("--tile", type=int, default=0, help="tile side in input px; 0 = automatic")
     p.add_argument("--require-better", nargs=2, metavar=("ROW", "OTHER"),
                    help="exit with status 3 unless ROW's means beat OTHER's on every --require-metrics "
                         "(e.g. a fine-tuned model against its starting point)")
-    p.add_argument("--require-metrics", default="psnr_y,stlpips",
-                   help=f"comma-separated, of: {', '.join(METRICS)}; each in its own direction")
+    p.add_argument("--require-metrics", default="psnr_y,stlpips", metavar="LIST",
+                   help=f"comma-separated, of: {', '.join(METRICS)}; each in its own direction "
+                        f"(default psnr_y,stlpips)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
