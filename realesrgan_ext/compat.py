@@ -255,6 +255,28 @@ def _wrap_parse_options(parse_options: Callable) -> Callable:
     return parse_options_accepting_local_rank
 
 
+# Top-level keys of the option layout before ``val:`` existed (BasicSR's own options/test/RCAN/test_RCAN.yml)
+LEGACY_VAL_KEYS = {"save_img": False, "suffix": None}
+
+
+def val_section_from_legacy(opt: dict[str, Any]) -> dict[str, Any]:
+    """Fix 5: ``basicsr.test.test_pipeline`` reads ``opt['val']['save_img']`` and SRModel
+    ``opt['val']['suffix']``; a test file in the older layout (top-level ``save_img`` / ``suffix``,
+    no ``val``) crashed with ``KeyError: 'val'``. Those keys move into ``val``, with their defaults."""
+    if "val" not in opt:
+        opt["val"] = {key: opt.pop(key, default) for key, default in LEGACY_VAL_KEYS.items()}
+    return opt
+
+
+def _wrap_test_parse_options(parse_options: Callable) -> Callable:
+    def parse_options_with_val(*args: Any, **kwargs: Any):
+        opt, parsed = parse_options(*args, **kwargs)
+        return val_section_from_legacy(opt), parsed
+
+    parse_options_with_val.__wrapped__ = parse_options
+    return parse_options_with_val
+
+
 def apply() -> list[str]:
     """Apply every needed fix once; returns the names of the fixes applied (for logs and tests)."""
     global _applied
@@ -286,5 +308,11 @@ def apply() -> list[str]:
             basicsr.train.parse_options, "__wrapped__"):
         basicsr.train.parse_options = _wrap_parse_options(basicsr.train.parse_options)
         applied.append("basicsr.train.parse_options --local-rank")
+    import basicsr.test
+
+    if _source_contains(basicsr.test.test_pipeline, "opt['val']['save_img']") and not hasattr(
+            basicsr.test.parse_options, "__wrapped__"):
+        basicsr.test.parse_options = _wrap_test_parse_options(basicsr.test.parse_options)
+        applied.append("basicsr.test.parse_options legacy val keys")
     _applied = True
     return applied

@@ -134,3 +134,14 @@ def test_plugin_reimport_does_not_fail():
     importlib.reload(realesrgan_ext.archs)
     assert "realesrgan_ext" in sys.modules
     assert os.path.isdir(os.path.dirname(realesrgan_ext.archs.__file__))
+
+
+def test_test_files_in_the_layout_before_val_get_a_val_section():
+    import basicsr.test
+
+    assert hasattr(basicsr.test.parse_options, "__wrapped__")
+    legacy = {"name": "RCAN", "save_img": True, "crop_border": None, "datasets": {}}  # BasicSR's test_RCAN.yml
+    assert compat.val_section_from_legacy(legacy) == {"name": "RCAN", "crop_border": None, "datasets": {},
+                                                      "val": {"save_img": True, "suffix": None}}
+    current = {"val": {"save_img": False, "metrics": {}}, "suffix": "x"}
+    assert compat.val_section_from_legacy(dict(current)) == current  # a val section is left alone
