@@ -42,6 +42,9 @@ with frozen_startup():
     from realesrgan_ext.video.pipeline import auto_tile
 
 
+INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -99,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted: no output written; finished segments are kept in {work_folder_for(Path(args.output))}"
               f" (run the same command with --resume to continue)", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except (VideoInputError, VideoEncodeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -114,4 +117,8 @@ def _interrupt(signum, frame) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # before the run started (loading the model, choosing the engine): nothing written
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(INTERRUPTED)

@@ -187,3 +187,17 @@ def test_decode_times_rise_and_never_pass_pts():
     assert np.all(np.diff(dts) > 0) and np.all(dts <= pts)
     assert dts.tolist() == [-10, 0, 10, 20, 30, 40, 50, 60]
     assert decode_times(np.array([5, 9], np.int64)).tolist() == [5, 9]
+
+
+def test_interrupted_cli_exits_130_with_a_message_not_a_traceback(tmp_path, model_path, monkeypatch, capsys):
+    cli = load_cli()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "upscale_video", interrupted)
+    clip = make_sample_clip(tmp_path / "clip.mp4", frames=2, width=32, height=24, audio=False)
+    argv = ["-i", str(clip), "-o", str(tmp_path / "out.mp4"), "-m", str(model_path), "--backend", "pytorch", "--quiet"]
+    assert cli.main(argv) == cli.INTERRUPTED == 130
+    err = capsys.readouterr().err
+    assert "interrupted: no output written" in err and "--resume" in err and "Traceback" not in err
