@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from realesrgan_ext.archs.rrdb_arch import split_variant_prefix
+
 SHOWN = 3  # example keys per kind of difference
 
 
@@ -41,7 +43,9 @@ def checkpoint_mismatch(net: torch.nn.Module, load_path: str, param_key: str | N
     """
     checkpoint = torch.load(load_path, map_location="cpu", weights_only=True)
     state = _state_of(checkpoint, param_key)
-    wanted = {k: v.shape for k, v in net.state_dict().items()}
+    wanted, variant = split_variant_prefix({k: v.shape for k, v in net.state_dict().items()})
+    if variant and state:  # an RRDB variant loads its keys with or without the prefix (older checkpoints)
+        state = split_variant_prefix(dict(state))[0]
     net_desc = dict(net_opt) if net_opt else type(net).__name__
     if not state:
         return (f"{where}: {load_path} holds no network weights under {param_key!r} or 'params' "
