@@ -275,3 +275,28 @@ def test_uploads_are_bounded_in_count_pixels_and_inflation_before_decoding(hosti
         dict(failed)["lies.zip/c.png"]
     images, failed = collect_uploads([many], limits=Limits(max_images=1000))
     assert len(images) == 300 and images[0].read().pixels.shape == (1, 1, 3)
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_without_a_traceback(model_file, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(200):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), pixels(96, 96))
+    proc = subprocess.Popen([sys.executable, str(REPO / "scripts" / "inference.py"), "-i", str(folder), "-o",
+                             str(tmp_path / "out"), "-m", str(model_file), "--backend", "pytorch", "--tile", "32"],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    seen = ""
+    deadline = time.monotonic() + 120
+    while "Upscaler(" not in seen and time.monotonic() < deadline and proc.poll() is None:
+        seen += proc.stderr.readline()  # the model is loaded once this line is out; images are running
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    err = seen + proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, err[-2000:]
+    assert "Traceback" not in err and err.rstrip().endswith("interrupted"), err[-2000:]
