@@ -196,3 +196,15 @@ def test_cli_and_page_refuse_them_with_rc_2_and_a_one_line_reason(files, tmp_pat
         cost.bounded()
         status, report = cost.result
         assert report is None and status.startswith("**Error:** cannot use the model") and fragment in status
+
+
+def test_blending_bounds_both_files_before_any_arithmetic(files, tmp_path):
+    from realesrgan_ext.inference.model_blending import load_blended_model
+
+    good = tmp_path / "good.pth"
+    torch.save({"params": tiny_rrdb_state()}, good)
+    for name in ("stride0_70G", "deep", "int_key_params"):
+        bad, fragment = files[name]
+        for pair in ((good, bad), (bad, bad)):  # with itself: same shapes, so only the bounds stop the arithmetic
+            cost = measure(lambda p=pair: load_blended_model(*p, 0.5))
+            cost.refused(ModelLoadError, str(bad), fragment)

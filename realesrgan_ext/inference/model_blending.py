@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
+from realesrgan_ext.inference.checkpoint_structure import check_structure, short_repr
 from realesrgan_ext.inference.model_loader import (
     LoadedModel,
     ModelLoadError,
@@ -34,6 +35,8 @@ from realesrgan_ext.inference.model_loader import (
     load_model,
     read_checkpoint,
 )
+from realesrgan_ext.inference.model_size import check_weights
+from realesrgan_ext.limits import Limits
 
 # Checkpoint entries other than weights that describe the network; the blend keeps A's.
 ARCH_RECORD_KEYS = ("arch", "resize_output", "scale")
@@ -76,7 +79,7 @@ def blend_state_dicts(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tenso
         elif torch.equal(ta, tb):
             blended[key] = ta.detach().clone()
         else:
-            raise BlendError(f"cannot blend {names[0]} and {names[1]}: {key!r} is a {ta.dtype} tensor that "
+            raise BlendError(f"cannot blend {names[0]} and {names[1]}: {short_repr(key)} is a {ta.dtype} tensor that "
                              "differs between them (only floating-point weights are interpolated)")
     return blended
 
@@ -91,8 +94,16 @@ def blend_checkpoints(a: str | Path, b: str | Path, alpha: float) -> dict[str, A
     """
     names = (str(a), str(b))
     alpha = check_alpha(alpha)
-    raw_a, raw_b = read_checkpoint(a), read_checkpoint(b)
-    state = blend_state_dicts(extract_state_dict(raw_a, names[0]), extract_state_dict(raw_b, names[1]), alpha, names)
+    limits = Limits.from_env()
+    raws, states = [], []
+    for path, name in zip((a, b), names, strict=True):  # bounded as load_model bounds them, before any arithmetic
+        raw = read_checkpoint(path, limits)
+        check_structure(raw, name, limits)
+        states.append(extract_state_dict(raw, name))
+        check_weights(states[-1], name, limits)
+        raws.append(raw)
+    raw_a = raws[0]
+    state = blend_state_dicts(states[0], states[1], alpha, names)
     _check_same_architecture(load_model(a), load_model(b), names)
     records = {key: raw_a[key] for key in ARCH_RECORD_KEYS if key in raw_a}
     return {"params": state, **records, BLEND_RECORD_KEY: {"a": names[0], "b": names[1], "alpha": alpha}}
@@ -125,11 +136,11 @@ def _check_same_weights(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Ten
         if key not in a or key not in b:
             has, lacks = (names[0], names[1]) if key in a else (names[1], names[0])
             raise BlendError(f"cannot blend {names[0]} and {names[1]}: not the same architecture; the first "
-                             f"mismatched key {key!r} is in {has} but not in {lacks}")
+                             f"mismatched key {short_repr(key)} is in {has} but not in {lacks}")
         ta, tb = a[key], b[key]
         if ta.shape != tb.shape or ta.is_floating_point() != tb.is_floating_point():
             raise BlendError(f"cannot blend {names[0]} and {names[1]}: not the same architecture; the first "
-                             f"mismatched key {key!r} is {ta.dtype} {tuple(ta.shape)} in {names[0]} and "
+                             f"mismatched key {short_repr(key)} is {ta.dtype} {tuple(ta.shape)} in {names[0]} and "
                              f"{tb.dtype} {tuple(tb.shape)} in {names[1]}")
 
 
