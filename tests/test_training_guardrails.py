@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from realesrgan_ext.archs.rrdb_arch import variant_prefix
 from realesrgan_ext.data.paired_lrhr_dataset import PairedLRHRDataset
 from realesrgan_ext.models.collapse_guard import CollapseGuardOptions, OutputCheck
+from realesrgan_ext.models.training_guardrails import TrainingCollapse
 from realesrgan_ext.option_validation import validate_options
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,6 +132,28 @@ def test_keep_best_keeps_the_best_checkpoint_baseline_included(tmp_path, one_tor
     assert torch.equal(saved["params"][f"{LAST}weight"], weights[best_at][f"{LAST}weight"])
     assert saved["arch"]["type"] == "RRDBGenerator"
     assert torch.equal(model.net_g.state_dict()[f"{LAST}weight"], weights[30][f"{LAST}weight"])  # not swapped
+
+
+def test_guard_stops_on_a_collapse_and_only_the_validating_process_judges(tmp_path, one_torch_thread):
+    from basicsr.archs import build_network
+
+    start = tmp_path / "start.pth"
+    torch.save({"params": with_noise(build_network(dict(TINY_SKIP)), 0.0)}, start)  # bicubic: healthy
+    model = make_model(tmp_path, start, collapse_guard=True)
+    loader = val_loader(tmp_path)
+    model.validation(loader, 10, None, False)  # the baseline (iteration 0) and iteration 10 pass
+    assert json.loads((tmp_path / "models" / "net_g_last_good.json").read_text())["iteration"] == 10
+    flat = with_noise(model.net_g, 0.0)
+    flat[f"{LAST}bias"] -= 5  # the output clamps to black: no variance, no colour
+    model.net_g.load_state_dict(flat)
+    model.opt["rank"] = 1  # a DDP process that BasicSR does not let validate must not judge
+    model.validation(loader, 20, None, False)
+    model.opt["rank"] = 0
+    with pytest.raises(TrainingCollapse, match=r"at iteration 30: the generator's output on my_val lost its "
+                                               r"variance .* The last good checkpoint: .*net_g_last_good.pth "
+                                               r"\(iteration 10\)"):
+        model.validation(loader, 30, None, False)
+    assert json.loads((tmp_path / "models" / "net_g_last_good.json").read_text())["iteration"] == 10
 
 
 def test_a_starting_checkpoint_of_another_architecture_is_a_clear_error(tmp_path):

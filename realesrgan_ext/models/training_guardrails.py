@@ -99,7 +99,8 @@ class TrainingGuardrails:
         self._output_check: OutputCheck | None = None
         resuming = bool(self.opt["path"].get("resume_state"))
         at_start = val.get("val_at_start", self.opt["path"].get("pretrain_network_g") is not None)
-        self._baseline_pending = set(validation_set_names(self.opt)) if at_start and not resuming else set()
+        first = at_start and not resuming and self.opt.get("rank", 0) == 0  # only rank 0 validates (BasicSR)
+        self._baseline_pending = set(validation_set_names(self.opt)) if first else set()
         self._starting_weights = self._weights_copy() if self._baseline_pending else None
 
     def _guarded_nets(self) -> list[tuple[torch.nn.Module, str]]:
@@ -144,7 +145,10 @@ class TrainingGuardrails:
         """The baseline first (once per validation set, as iteration 0), then this validation; each
         followed by the collapse guard and keep-best."""
         name = dataloader.dataset.opt["name"]
-        if not hasattr(self, "collapse_bounds"):  # a model built without training settings (testing)
+        if not hasattr(self, "collapse_bounds") or self.opt.get("rank", 0) != 0:
+            # a model built without training settings (testing), or a process that BasicSR does not
+            # let validate (under DDP only rank 0 does; the guard's stop ends the others with it)
+            self._starting_weights = None
             super().validation(dataloader, current_iter, tb_logger, save_img)
             return
         if name in self._baseline_pending:

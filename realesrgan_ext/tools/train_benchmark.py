@@ -207,6 +207,7 @@ class FinetuneRow:
     name: str
     seconds_per_iter: float  # median
     seconds_range: tuple[float, float]
+    cpu_seconds_per_iter: float  # median process CPU time (all threads): what a loaded machine cannot hide
     peak_rss_mib: float  # the whole process at its peak (Python, torch, the model, the step)
     step_rss_mib: float  # how much the training iterations added over the built model
 
@@ -254,8 +255,9 @@ def _rss_mib() -> float:
 
 
 def _time_finetune(option_file: str, speed: dict[str, Any], warmup: int, iterations: int, threads: int,
-                   pretrained: bool) -> tuple[list[float], float, float]:
-    """In a fresh process: seconds of each timed iteration, peak RSS and the RSS the iterations added."""
+                   pretrained: bool) -> tuple[list[float], list[float], float, float]:
+    """In a fresh process: wall and CPU seconds of each timed iteration, peak RSS and the RSS the
+    iterations added."""
     import resource
 
     import realesrgan_ext
@@ -270,15 +272,16 @@ def _time_finetune(option_file: str, speed: dict[str, Any], warmup: int, iterati
         torch.manual_seed(0)
         model = build_model(opt)
         built = _rss_mib()
-        times = []
+        times, cpu_times = [], []
         for it in range(1, warmup + iterations + 1):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             model.feed_data(batches[it % len(batches)])
             model.optimize_parameters(it)
             if it > warmup:
                 times.append(time.perf_counter() - start)
+                cpu_times.append(time.process_time() - cpu_start)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return times, peak, peak - built
+    return times, cpu_times, peak, peak - built
 
 
 def run_finetune_benchmark(option_file: str | Path, names: list[str] | None = None, warmup: int = 1,
@@ -294,9 +297,10 @@ def run_finetune_benchmark(option_file: str | Path, names: list[str] | None = No
     rows = []
     with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
         for name in names:
-            times, peak, step = pool.apply(_time_finetune, (str(option_file), FINETUNE_CONFIGS[name], warmup,
-                                                            iterations, threads, pretrained))
-            rows.append(FinetuneRow(name, statistics.median(times), (min(times), max(times)), peak, step))
+            times, cpu, peak, step = pool.apply(_time_finetune, (str(option_file), FINETUNE_CONFIGS[name], warmup,
+                                                                 iterations, threads, pretrained))
+            rows.append(FinetuneRow(name, statistics.median(times), (min(times), max(times)), statistics.median(cpu),
+                                    peak, step))
             progress(f"  {name}: {rows[-1].seconds_per_iter:.3f} s/iter, peak {peak:.0f} MiB")
     return rows
 
@@ -312,7 +316,8 @@ def format_finetune_table(rows: list[FinetuneRow], option_file: str | Path, iter
             f"px crops), torch {torch.__version__}, {threads} threads; median of {iterations} iterations, "
             "each configuration in its own process")
     width = max(len("configuration"), *(len(r.name) for r in rows))
-    lines = [head, f"{'configuration':<{width}}  s/iter  (fastest-slowest)  peak RSS MiB  added by training MiB"]
+    lines = [head, f"{'configuration':<{width}}  s/iter  (fastest-slowest)  CPU s/iter  peak RSS MiB  "
+                   "added by training MiB"]
     lines += [f"{r.name:<{width}}  {r.seconds_per_iter:6.3f}  ({r.seconds_range[0]:.3f}-{r.seconds_range[1]:.3f})  "
-              f"{r.peak_rss_mib:12.0f}  {r.step_rss_mib:20.0f}" for r in rows]
+              f"{r.cpu_seconds_per_iter:10.3f}  {r.peak_rss_mib:12.0f}  {r.step_rss_mib:20.0f}" for r in rows]
     return "\n".join(lines)
