@@ -118,6 +118,18 @@ def test_h264_keeps_variable_frame_rate_rotation_colour_and_subtitles(tmp_path, 
             assert types == ["audio", "video"] and "subtitle stream 2 (srt) left out" in result.notes[0]
 
 
+def test_audio_the_container_cannot_hold_is_re_encoded(tmp_path, model_path, one_torch_thread):
+    clip = make_sample_clip(tmp_path / "u8.mkv", frames=2, width=32, height=24, audio_codec="pcm_u8")
+    upscaler = Upscaler(load_model(model_path), tile=TILE, tile_pad=TILE_PAD, precision="fp32", device="cpu")
+    result = upscale_video(probe_video(clip), tmp_path / "up.mp4", upscaler, encode_settings(), progress=False)
+    assert result.notes == ["audio stream 1 (pcm_u8) re-encoded to aac: mp4 does not hold pcm_u8"]
+    with av.open(str(tmp_path / "up.mp4")) as container:
+        assert container.streams.audio[0].codec_context.name == "aac"
+        samples = sum(frame.samples for frame in container.decode(audio=0))
+    with av.open(str(clip)) as container:
+        assert samples >= sum(frame.samples for frame in container.decode(audio=0))  # AAC pads its last frame
+
+
 class Interrupting:
     """An upscaler that raises KeyboardInterrupt (Ctrl-C) on its ``calls``-th batch."""
 

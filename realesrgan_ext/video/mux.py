@@ -67,6 +67,14 @@ def mux_output(target: Path, fmt: str, work: WorkFolder, info: VideoInfo) -> lis
     return notes
 
 
+# FFmpeg's default layout for a channel count: an encoder will not open with an unordered one ('1 channels')
+DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+def _named_layout(layout: av.AudioLayout) -> str:
+    return DEFAULT_LAYOUTS.get(layout.nb_channels, layout.name) if "channels" in layout.name else layout.name
+
+
 def _video_stream(out, template, info: VideoInfo):
     stream = out.add_stream_from_template(template)
     stream.time_base = info.time_base
@@ -90,7 +98,10 @@ def _other_streams(out, source, info: VideoInfo, notes: list[str]) -> dict[int, 
             streams[index] = (out.add_stream_from_template(template), None)
         elif template.type == "audio" and out.default_audio_codec not in (None, "none"):
             encoder = out.add_stream(out.default_audio_codec, rate=template.codec_context.sample_rate,
-                                     layout=template.codec_context.layout.name)
+                                     layout=_named_layout(template.codec_context.layout))
+            formats = av.codec.Codec(out.default_audio_codec, "w").audio_formats
+            if formats:
+                encoder.format = formats[0].name  # PyAV converts the decoded samples to it
             streams[index] = (encoder, True)
             notes.append(f"audio stream {index} ({codec}) re-encoded to {out.default_audio_codec}: "
                          f"{out.format.name} does not hold {codec}")
