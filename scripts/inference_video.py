@@ -5,9 +5,11 @@
 
 A thin front over ``realesrgan_ext.video`` (``probe_video`` -> ``upscale_video``) with the image
 CLI's model loading and engines (``scripts/inference.py``), so each frame is upscaled exactly as
-that CLI upscales an image. Exit status: 0 written, 2 nothing written (bad arguments, an unreadable
-or corrupt input, an output that cannot be encoded), 130 interrupted (finished segments are kept
-for --resume).
+that CLI upscales an image. ``--ray [ADDRESS]`` makes the segments on a Ray cluster
+(``realesrgan_ext.video.ray_segments``; files on shared storage). Exit status: 0 written, 1 some
+segments failed on Ray (the others are kept for --resume), 2 nothing written (bad arguments, an
+unreadable or corrupt input, an output that cannot be encoded, an unreachable cluster), 130
+interrupted (finished segments are kept for --resume).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ with frozen_startup():
 
     from realesrgan_ext.inference import DEFAULT_TILE_PAD, PRECISIONS, ModelLoadError
     from realesrgan_ext.inference.engines import BACKENDS, make_upscaler
+    from realesrgan_ext.inference.ray_batch import RayUnavailableError, UpscaleSettings
     from realesrgan_ext.video import (
         DEFAULT_BATCH,
         DEFAULT_CODEC,
@@ -40,6 +43,7 @@ with frozen_startup():
         work_folder_for,
     )
     from realesrgan_ext.video.pipeline import auto_tile
+    from realesrgan_ext.video.ray_segments import SegmentsFailedError, ray_frames_runner
 
 
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
@@ -72,7 +76,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run of the same command from its last finished segment")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    ray = p.add_argument_group("Ray (bash scripts/install.sh --ray): segments on many machines, files on shared "
+                               "storage")
+    for dest in ("ray", "ray_actors", "ray_cpus", "ray_gpus"):  # the image CLI's options, as it defines them
+        option = image[dest]
+        ray.add_argument(*option.option_strings, **{k: getattr(option, k) for k in (
+            "nargs", "const", "default", "type", "metavar", "help")})
     return p
+
+
+def ray_runner(args: argparse.Namespace, tile: int):
+    """``upscale_video``'s frames runner for ``--ray``: actors build the upscaler the driver built here."""
+    blend = None
+    if args.blend:
+        other, alpha = image_cli.parse_blend_spec(args.blend)
+        blend = (str(Path(image_cli.resolve_model(other)).resolve()), alpha)
+    settings = UpscaleSettings(str(Path(image_cli.resolve_model(args.model)).resolve()), args.backend,
+                               args.precision, args.device, tile, args.tile_pad, blend=blend)
+    return ray_frames_runner(settings, args.ray or None, args.ray_actors, args.ray_cpus, args.ray_gpus)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,13 +118,19 @@ def main(argv: list[str] | None = None) -> int:
            "engine": upscaler.engine.describe() if upscaler.engine else None}
     signal.signal(signal.SIGTERM, _interrupt)  # a kill ends like Ctrl-C: no output, segments kept
     try:
+        runner = ray_runner(args, tile) if args.ray is not None else None
         result = upscale_video(info, args.output, upscaler, settings, args.outscale, args.batch,
-                               args.segment_frames, args.resume, run, progress=not args.quiet)
+                               args.segment_frames, args.resume, run, progress=not args.quiet, frames_runner=runner)
     except KeyboardInterrupt:
         print(f"\ninterrupted: no output written; finished segments are kept in {work_folder_for(Path(args.output))}"
               f" (run the same command with --resume to continue)", file=sys.stderr)
         return INTERRUPTED
-    except (VideoInputError, VideoEncodeError, ValueError) as err:
+    except SegmentsFailedError as err:
+        print(f"error: {err}\nno output written; finished segments are kept in "
+              f"{work_folder_for(Path(args.output))} (run the same command with --resume to continue)",
+              file=sys.stderr)
+        return 1
+    except (VideoInputError, VideoEncodeError, ValueError, RayUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for note in result.notes:

@@ -103,20 +103,13 @@ def run_jobs_ray(settings: UpscaleSettings, jobs: list[Job], address: str | None
     ``actors`` 0 = as many as the cluster's CPUs (or GPUs, with ``gpus_per_actor``) allow. Results
     stream back as they finish; ``BatchResult`` is the same as ``run_jobs``'s.
     """
-    ray = _import_ray()
     result, start = BatchResult(), time.perf_counter()
     if not jobs:
         return result
-    if not ray.is_initialized():
-        _check_reachable(address)
-        try:
-            ray.init(address=address, log_to_driver=False, **(init_options or {}))
-        except (ConnectionError, RuntimeError, ValueError) as err:
-            raise RayUnavailableError(f"could not start or reach the Ray cluster {address or '(local)'}: {err}") \
-                from err
+    ray = connect_ray(address, init_options)
     rows = [{"source": str(j.source), "target": str(j.target), "png_taken": taken}
             for j, taken in zip(jobs, png_alternative_taken(jobs), strict=True)]
-    pool = actors or _actor_count(ray.cluster_resources(), cpus_per_actor, gpus_per_actor)
+    pool = actors or actor_count(ray.cluster_resources(), cpus_per_actor, gpus_per_actor)
     dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), 4 * pool)).map_batches(
         UpscaleActor, fn_constructor_kwargs={"settings": asdict(settings)}, batch_size=1, batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=min(pool, len(rows))), num_cpus=cpus_per_actor,
@@ -133,7 +126,23 @@ def run_jobs_ray(settings: UpscaleSettings, jobs: list[Job], address: str | None
     return result
 
 
-def _actor_count(resources: dict[str, float], cpus_per_actor: float, gpus_per_actor: float) -> int:
+def connect_ray(address: str | None = None, init_options: dict[str, Any] | None = None):
+    """The ``ray`` module, connected: to ``address``, or (None) to ``RAY_ADDRESS`` or a new local runtime.
+
+    A runtime already started in this process (``ray.init`` by the caller) is used as it is.
+    """
+    ray = _import_ray()
+    if not ray.is_initialized():
+        _check_reachable(address)
+        try:
+            ray.init(address=address, log_to_driver=False, **(init_options or {}))
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise RayUnavailableError(f"could not start or reach the Ray cluster {address or '(local)'}: {err}") \
+                from err
+    return ray
+
+
+def actor_count(resources: dict[str, float], cpus_per_actor: float, gpus_per_actor: float) -> int:
     """How many actors the cluster holds at once, at least one."""
     by_cpu = int(resources.get("CPU", 1) // max(cpus_per_actor, 1e-9))
     if gpus_per_actor:
@@ -164,5 +173,5 @@ def _import_ray():
     return ray
 
 
-__all__ = ["RayUnavailableError", "UpscaleActor", "UpscaleSettings", "png_alternative_taken",
-           "run_jobs_ray"]
+__all__ = ["RayUnavailableError", "UpscaleActor", "UpscaleSettings", "actor_count", "connect_ray",
+           "png_alternative_taken", "run_jobs_ray"]

@@ -46,6 +46,11 @@ _DONE = object()  # end-of-stream marker in the queues
 # 11.6 s in 256 px tiles with 48 px context, PyTorch, 2 cores).
 WHOLE_FRAME_ARCHS = frozenset({"SRVGGNetCompact"})
 WHOLE_FRAME_PIXELS = 1920 * 1088
+# What turns the video into finished segments in the work folder, from ``work.next_frame`` on, and returns
+# the total frame count: ``_run_frames`` here, or ``ray_segments.ray_frames_runner`` on a Ray cluster.
+# Arguments: info, upscaler, settings, outscale, batch, segment_frames, work, advance(frames done).
+FramesRunner = Callable[[VideoInfo, Upscaler, EncodeSettings, float | None, int, int, WorkFolder,
+                         Callable[[int], None]], int]
 
 
 @dataclass
@@ -82,12 +87,14 @@ def upscale_video(info: VideoInfo, output: str | Path, upscaler: Upscaler, setti
                   outscale: float | None = None, batch: int = DEFAULT_BATCH,
                   segment_frames: int = DEFAULT_SEGMENT_FRAMES, resume: bool = False,
                   run: dict[str, Any] | None = None, progress: bool = True,
-                  on_frames: Callable[[int, int], None] | None = None) -> VideoResult:
+                  on_frames: Callable[[int, int], None] | None = None,
+                  frames_runner: FramesRunner | None = None) -> VideoResult:
     """Upscale every frame of ``info``'s video into ``output`` (see the module docstring).
 
     ``run``: what else identifies the run for ``resume`` (model, tiling, precision...); the input
     file, ``outscale``, ``settings`` and ``segment_frames`` are added here. ``on_frames(done, total)``
-    is called after each batch (``total`` 0 when unknown).
+    is called after each batch (``total`` 0 when unknown). ``frames_runner``: who makes the segments
+    (default: this machine's threads; ``ray_segments.ray_frames_runner``: Ray actors).
 
     Raises ``VideoInputError`` (bad input), ``VideoEncodeError`` (an output that cannot be encoded).
     """
@@ -116,7 +123,8 @@ def upscale_video(info: VideoInfo, output: str | Path, upscaler: Upscaler, setti
             if on_frames is not None:
                 on_frames(done, total)
 
-        result.frames = _run_frames(info, upscaler, settings, outscale, batch, segment_frames, work, advance)
+        runner = frames_runner or _run_frames
+        result.frames = runner(info, upscaler, settings, outscale, batch, segment_frames, work, advance)
     tmp = temporary_output(output)
     try:
         result.notes += mux_output(tmp, fmt, work, info)

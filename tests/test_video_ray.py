@@ -1,0 +1,134 @@
+"""scripts/inference_video.py --ray: segments made by Ray actors give the frames of a plain run."""
+
+import importlib.util
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
+from realesrgan_ext.video import probe_video, read_frames, work_folder_for
+from realesrgan_ext.video.ray_segments import (
+    PlannedSegment,
+    SegmentRecorder,
+    SegmentsFailedError,
+    frame_times,
+    plan_segments,
+    read_segment,
+)
+from realesrgan_ext.video.sample_clip import make_sample_clip, panned_frames
+from realesrgan_ext.video.segments import open_work_folder
+
+REPO = Path(__file__).resolve().parents[1]
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray not installed "
+                               "(bash scripts/install.sh --ray)")
+
+
+def load_cli():
+    spec = importlib.util.spec_from_file_location("inference_video_cli_ray", REPO / "scripts" / "inference_video.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def b_frame_clip(path, times):
+    """H.264 with B-frames, a key frame every 4 frames and a variable frame rate (``times`` in seconds)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=24, options={"bf": "2", "g": "4", "keyint_min": "4",
+                                                                   "sc_threshold": "0"})
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for image, seconds in zip(panned_frames(len(times), 32, 24), times, strict=True):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = round(seconds * 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_segments_decode_to_the_frames_of_a_whole_read(tmp_path, suffix):
+    times = [0.0, 0.04, 0.1, 0.12, 0.2, 0.25, 0.33, 0.4, 0.41, 0.5, 0.62]
+    info = probe_video(b_frame_clip(tmp_path / f"b{suffix}", times))
+    whole = list(read_frames(info))
+    with av.open(str(info.path)) as container:  # packets really come out of presentation order
+        packets = [p.pts for p in container.demux(container.streams.video[0]) if p.size]
+    assert packets != sorted(packets)
+    pts = frame_times(info)
+    assert pts == [f.pts for f in whole] and len(pts) == len(times)
+    for segment in plan_segments(pts, 1, 3, 0):  # from frame 1: starts on and between key frames
+        got = list(read_segment(info, segment))
+        assert [f.index for f in got] == list(range(segment.first, segment.first + len(segment.pts)))
+        for frame in got:
+            assert frame.pts == whole[frame.index].pts
+            np.testing.assert_array_equal(frame.rgb, whole[frame.index].rgb)
+
+
+def test_segments_are_recorded_in_order_and_failures_reported(tmp_path):
+    work, _ = open_work_folder(tmp_path / "work", {"run": 1}, resume=False)
+    planned = plan_segments(list(range(0, 70, 10)), 0, 2, 0)  # 7 frames: 2 + 2 + 2 + 1
+    assert [(s.index, s.first, len(s.pts)) for s in planned] == [(0, 0, 2), (1, 2, 2), (2, 4, 2), (3, 6, 1)]
+    for segment in planned:
+        work.partial_path(segment.index).write_bytes(b"segment")
+    recorder = SegmentRecorder(work, planned)
+    assert recorder.finished(1, [(20, 20), (30, 30)], "") == 2
+    assert work.segments == []  # segment 0 is not finished yet: nothing to record
+    assert recorder.finished(0, [(0, 0), (10, 10)], "") == 2
+    assert recorder.finished(2, [], "VideoInputError: broken") == 0
+    assert recorder.finished(3, [(60, 60)], "") == 1
+    assert [s.file for s in work.segments] == ["00000.nut", "00001.nut"] and work.next_frame == 4
+    manifest = json.loads((work.path / "manifest.json").read_text())
+    assert [s["first"] for s in manifest["segments"]] == [0, 2]
+    with pytest.raises(SegmentsFailedError, match=r"1 of 4 segment\(s\) failed:\n  segment 2 \(frames 4-5\): "
+                                                  r"VideoInputError: broken"):
+        recorder.raise_failures()
+    assert PlannedSegment(2, 4, (40, 50)).describe() == "segment 2 (frames 4-5)"
+
+
+@needs_ray
+def test_unreachable_cluster_exits_2(tmp_path, capsys):
+    torch.save({"params": RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, scale=2).state_dict()},
+               tmp_path / "tiny.pth")
+    clip = make_sample_clip(tmp_path / "clip.mp4", frames=2, width=32, height=24, audio=False)
+    argv = ["-i", str(clip), "-o", str(tmp_path / "up.mkv"), "-m", str(tmp_path / "tiny.pth"), "--lossless",
+            "--quiet", "--ray", "127.0.0.1:1"]
+    assert load_cli().main(argv) == 2
+    assert "could not start or reach the Ray cluster 127.0.0.1:1" in capsys.readouterr().err
+    assert not (tmp_path / "up.mkv").exists()
+
+
+@needs_ray
+@pytest.mark.slow
+def test_ray_segments_give_the_frames_of_a_plain_run(tmp_path, one_torch_thread):
+    ray = pytest.importorskip("ray")
+    torch.manual_seed(0)
+    torch.save({"params_ema": RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, scale=2).state_dict()},
+               tmp_path / "tiny.pth")
+    clip = make_sample_clip(tmp_path / "clip.mp4", frames=7, width=32, height=24, fps=12)
+    common = ["-i", str(clip), "-m", str(tmp_path / "tiny.pth"), "--backend", "pytorch", "--precision", "fp32",
+              "--device", "cpu", "--tile", "16", "--tile-pad", "4", "--lossless", "--batch", "2",
+              "--segment-frames", "3", "--quiet"]
+    cli = load_cli()
+    assert cli.main([*common, "-o", str(tmp_path / "plain.mkv")]) == 0
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        assert cli.main([*common, "-o", str(tmp_path / "ray.mkv"), "--ray", "--ray-actors", "2"]) == 0
+    finally:
+        ray.shutdown()
+    assert not work_folder_for(tmp_path / "ray.mkv").exists()
+    outputs = []
+    for name in ("plain.mkv", "ray.mkv"):
+        with av.open(str(tmp_path / name)) as container:
+            video = container.streams.video[0]
+            frames = [(f.pts, f.to_ndarray(format="rgb24")) for f in container.decode(video)]
+            outputs.append((frames, video.average_rate, sorted(s.type for s in container.streams)))
+    (plain, plain_rate, plain_types), (on_ray, ray_rate, ray_types) = outputs
+    assert len(plain) == len(on_ray) == 7 and plain_rate == ray_rate == 12
+    assert plain_types == ray_types == ["audio", "video"]
+    for (pts, want), (ray_pts, got) in zip(plain, on_ray, strict=True):
+        assert ray_pts == pts
+        np.testing.assert_array_equal(got, want)
