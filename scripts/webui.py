@@ -3,6 +3,7 @@
 
     python scripts/webui.py                       # http://127.0.0.1:7860
     python scripts/webui.py --port 8000 --output results/web
+    python scripts/webui.py --concurrency 4 --memory-budget-mb 8000    # a shared server (docs/serving.md)
 
 Needs Gradio (``bash scripts/install.sh --web``). Listens on localhost only unless ``--host``
 says otherwise; results go to a new folder under ``--output`` for each request.
@@ -19,9 +20,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from realesrgan_ext.limits import add_limit_arguments, limits_from_args  # noqa: E402
 from realesrgan_ext.webui.settings import (  # noqa: E402
+    DEFAULT_CONCURRENCY,
+    DEFAULT_KEEP_RUNS_HOURS,
+    DEFAULT_KEEP_RUNS_MB,
     DEFAULT_MAX_UPLOAD_MB,
     DEFAULT_PORT,
+    DEFAULT_QUEUE_SIZE,
     LOCALHOST,
+    MEMORY_BUDGET_SHARE,
     WebSettings,
 )
 
@@ -41,17 +47,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
                    help="largest file accepted; a zip's images may expand to 10x this")
+    serving = p.add_argument_group("serving many people (docs/serving.md)")
+    serving.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                         help="requests upscaled at once (on a CPU each gets its share of the cores)")
+    serving.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE_SIZE,
+                         help="requests waiting beyond those; more are refused with 'queue is full'")
+    serving.add_argument("--memory-budget-mb", type=float, default=None,
+                         help="estimated peak memory of all running requests together; a request over it is "
+                              f"refused, others wait (default: %(default)s, {MEMORY_BUDGET_SHARE * 100:.0f}%% of "
+                              "physical memory)")
+    serving.add_argument("--keep-runs-hours", type=float, default=DEFAULT_KEEP_RUNS_HOURS,
+                         help="result folders older than this are removed")
+    serving.add_argument("--keep-runs-mb", type=float, default=DEFAULT_KEEP_RUNS_MB,
+                         help="and the oldest ones while all results together are larger")
     add_limit_arguments(p, page=True)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.max_upload_mb > 0:
-        print("error: --max-upload-mb must be > 0", file=sys.stderr)
-        return 2
     try:
-        limits = limits_from_args(args)
+        settings = WebSettings(args.output, args.experiments, args.device, args.max_upload_mb, limits_from_args(args),
+                               args.concurrency, args.queue_size, args.memory_budget_mb, args.keep_runs_hours,
+                               args.keep_runs_mb)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -60,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from realesrgan_ext.webui.app import launch  # torch and Gradio load only now
 
-    launch(WebSettings(args.output, args.experiments, args.device, args.max_upload_mb, limits), args.host, args.port)
+    launch(settings, args.host, args.port)
     return 0
 
 

@@ -72,16 +72,20 @@ def test_blend_slider_blends_the_model_with_another(tmp_path, settings, one_torc
     torch.save({**checkpoint, "params_ema": nudged}, second)
     files = [str(write_rgb(tmp_path / "up" / "a.png", photo(8, 6)))]
     cache, out = UpscalerCache("cpu"), {}
-    for label, model, alpha in (("A", first, 0.0), ("B", second, 0.0), ("half", first, 0.5), ("one", first, 1.0)):
-        status, report = run_request(settings, cache, files, str(model), None, 0, 0, "fp32", "pytorch",
-                                     blend_model=str(second), blend_alpha=alpha)
+    offered = {Path(c.value).name: c.value for c in experiment_choices(settings.experiments)}
+    first_name, second_name = offered["net_g_1.pth"], offered["net_g_2.pth"]
+    assert first_name == "experiments/tiny/models/net_g_1.pth"  # relative: the page shows no server path
+    for label, model, alpha in (("A", first_name, 0.0), ("B", second_name, 0.0), ("half", first_name, 0.5),
+                                ("one", first_name, 1.0)):
+        status, report = run_request(settings, cache, files, model, None, 0, 0, "fp32", "pytorch",
+                                     blend_model=second_name, blend_alpha=alpha)
         assert report is not None, status
         out[label] = load_image(report.written[0]).pixels.astype(int)
         assert ("blended with" in status) == (label == "half"), status
     assert np.abs(out["one"] - out["B"]).max() <= 1  # alpha 1: the other model
     parents = np.abs(out["A"] - out["B"]).mean()
     assert parents > 1 and 0 < np.abs(out["half"] - out["A"]).mean() < parents
-    status, _ = run_request(settings, cache, files, str(first), None, 0, 0, "fp32", "pytorch",
+    status, _ = run_request(settings, cache, files, first_name, None, 0, 0, "fp32", "pytorch",
                             blend_model="/etc/passwd", blend_alpha=0.5)
     assert "not one of the offered models" in status
 
@@ -121,9 +125,9 @@ def test_request_keeps_formats_reports_broken_files_and_writes_only_its_folder(t
     with zipfile.ZipFile(up / "more.zip", "w") as zf:
         zf.writestr("photo.jpg", cv2.imencode(".jpg", photo(4, 4))[1].tobytes())
     files = [str(up / n) for n in ("alpha.png", "gray16.png", "photo.jpg", "broken.png", "more.zip")]
-    model = resolve_choice(experiment_choices(settings.experiments)[0].value, settings.experiments)
+    model = experiment_choices(settings.experiments)[0].value
     calls = []
-    status, report = run_request(settings, UpscalerCache("cpu"), files, str(model), None, 0, 8, "auto",
+    status, report = run_request(settings, UpscalerCache("cpu"), files, model, None, 0, 8, "auto",
                                  progress=lambda fraction, text: calls.append((fraction, text)))
     fractions = [f for f, _ in calls]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
@@ -139,10 +143,15 @@ def test_request_keeps_formats_reports_broken_files_and_writes_only_its_folder(t
     assert load_image(report.folder / "more" / "photo_out.jpg").pixels.shape == (16, 16, 3)
     with zipfile.ZipFile(report.archive) as zf:
         assert sorted(zf.namelist()) == rel
-    assert [c.before.shape for c in report.comparisons][:2] == [(24, 32, 4), (24, 24, 3)]
+    previews = [(load_image(c.before).pixels, load_image(c.after).pixels) for c in report.comparisons]
+    assert [before.shape for before, _ in previews][:2] == [(24, 32, 4), (24, 24, 3)]
+    assert all(before.shape == after.shape and after.dtype == np.uint8 for before, after in previews)
+    np.testing.assert_array_equal(previews[0][1], alpha)  # small: the result itself, as 8-bit
     made = {p for p in settings.output.rglob("*") if ".gradio" not in p.parts}
-    assert made == {report.folder, report.folder / "more", report.folder / "results.zip",
-                    *(report.folder / r for r in rel)}
+    preview_files = {p for c in report.comparisons for p in (c.before, c.after)}
+    assert made == {report.folder, report.folder / "more", report.folder / "results.zip", report.folder / ".previews",
+                    *preview_files, *(report.folder / r for r in rel)}
+    assert str(settings.output) not in status and report.folder.name in status
 
 
 def test_models_offered_and_nothing_else_accepted(tmp_path, settings):

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from realesrgan_ext.data.image_header import read_header
+from realesrgan_ext.data.image_header import ImageHeader, read_header
 from realesrgan_ext.data.image_io import ImageReadError
 from realesrgan_ext.inference.image_io import IMAGE_SUFFIXES, InputImage, decode
 from realesrgan_ext.limits import Limits, how_to_raise, over_limit
@@ -43,6 +43,7 @@ class UploadedImage:
     stem: str
     data: Callable[[], bytes]  # the encoded bytes (from the upload, or inflated from the zip)
     limits: Limits = field(default_factory=Limits.from_env)
+    header: ImageHeader | None = None  # read by ``within_limits`` (sizes the request's memory)
 
     def read(self) -> InputImage:
         """Decode the image (header checked against ``limits`` first)."""
@@ -108,6 +109,7 @@ def within_limits(images: list[UploadedImage], limits: Limits) -> tuple[list[Upl
             failed.append((item.name, f"skipped: {reason}"))
             continue
         total += pixels
+        item.header = header
         kept.append(item)
     return kept, failed
 
