@@ -130,6 +130,26 @@ def test_audio_the_container_cannot_hold_is_re_encoded(tmp_path, model_path, one
         assert samples >= sum(frame.samples for frame in container.decode(audio=0))  # AAC pads its last frame
 
 
+def test_a_stream_that_breaks_mid_way_is_an_error_not_a_short_video(tmp_path, model_path, monkeypatch):
+    from realesrgan_ext.video import pipeline
+    from realesrgan_ext.video.source import VideoInputError
+
+    clip = make_sample_clip(tmp_path / "clip.mp4", frames=4, width=32, height=24, audio=False)
+    info = probe_video(clip)
+
+    def breaking(info, start=0):
+        frames = read_frames(info, start)
+        yield next(frames)
+        raise VideoInputError(f"{info.path}: corrupt video stream, decoding failed after 1 frame(s)")
+
+    monkeypatch.setattr(pipeline, "read_frames", breaking)
+    upscaler = Upscaler(load_model(model_path), tile=TILE, tile_pad=TILE_PAD, precision="fp32", device="cpu")
+    out = tmp_path / "up.mp4"
+    with pytest.raises(VideoInputError, match="after 1 frame"):
+        upscale_video(info, out, upscaler, encode_settings(), batch=1, progress=False)
+    assert not out.exists() and not temporary_output(out).exists()
+
+
 class Interrupting:
     """An upscaler that raises KeyboardInterrupt (Ctrl-C) on its ``calls``-th batch."""
 

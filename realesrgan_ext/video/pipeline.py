@@ -202,6 +202,7 @@ def _batches(decoded: queue.Queue, batch: int, reader: _Worker) -> Iterator[list
         if len(frames) == batch:
             yield frames
             frames = []
+    reader.join()  # the end marker is put before the thread records its error
     reader.raise_error()
     if frames:
         yield frames
