@@ -46,7 +46,7 @@ def test_video_request_lossless_matches_the_image_path_and_reports_errors(tmp_pa
     not_video.write_text("text")
     status, output = run_video_request(settings, UpscalerCache("cpu"), str(not_video), None, str(checkpoint), 0, 0,
                                        "fp32", "pytorch")
-    assert output is None and f"**Error:** {not_video}: not a readable video" in status
+    assert output is None and "**Error:** notes.mp4: not a readable video" in status and str(tmp_path) not in status
     status, _ = run_video_request(settings, UpscalerCache("cpu"), None, None, None, 0, 0, "auto")
     assert status == "Upload a video first."
 
@@ -62,3 +62,6 @@ def test_page_has_an_images_tab_and_a_video_tab(settings):
     assert labels == ["Images", "Video"]
     ids = {getattr(block, "elem_id", None) for block in page.blocks.values()}
     assert {"upscale", "video-upscale", "video-codec", "video-crf", "video-lossless", "video-blend"} <= ids
+    upscaling = {f.name: (f.concurrency_id, f.concurrency_limit) for f in page.fns.values()
+                 if f.name in ("on_upscale", "on_run")}
+    assert upscaling == {"on_upscale": ("upscale", 2), "on_run": ("upscale", 2)}  # one limit for both tabs

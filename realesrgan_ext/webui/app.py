@@ -30,7 +30,7 @@ from realesrgan_ext.webui.memory_budget import MemoryBudget, OverBudgetError, re
 from realesrgan_ext.webui.model_choices import CHECKPOINT_SUFFIXES, UpscalerCache, list_models, resolve_choice
 from realesrgan_ext.webui.redact import hide_paths
 from realesrgan_ext.webui.runs import RunFolders, RunReport, upscale_uploads
-from realesrgan_ext.webui.settings import DEFAULT_PORT, LOCALHOST, WebSettings, is_loopback
+from realesrgan_ext.webui.settings import DEFAULT_PORT, LOCALHOST, UPSCALE_QUEUE, WebSettings, is_loopback
 from realesrgan_ext.webui.uploads import UPLOAD_SUFFIXES, Failures, collect_uploads
 from realesrgan_ext.webui.video_tab import with_video_tab
 
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "realesrgan-x4plus"
 GRADIO_DIR = ".gradio"  # under the output folder: Gradio's uploads and served copies
 UPLOAD_CLEANUP = (3600, 24 * 3600)  # hourly, Gradio deletes its copies older than a day (and all on restart)
-UPSCALE_QUEUE = "upscale"  # Gradio's concurrency id of every event that upscales: they share the limit
 
 
 def prepare_environment(settings: WebSettings) -> None:
@@ -187,7 +186,7 @@ def build_app(settings: WebSettings) -> gr.Blocks:
                   [status, pick, compare, downloads, comparisons], concurrency_id=UPSCALE_QUEUE,
                   concurrency_limit=settings.concurrency)
         pick.change(on_pick, [pick, comparisons], compare)
-    return with_video_tab(app, settings, cache, initial, default, delete_cache=UPLOAD_CLEANUP)
+    return with_video_tab(app, settings, cache, initial, default, serving.runs, delete_cache=UPLOAD_CLEANUP)
 
 
 def launch(settings: WebSettings, host: str = LOCALHOST, port: int = DEFAULT_PORT) -> None:

@@ -17,6 +17,7 @@ DEFAULT_QUEUE_SIZE = 32  # requests waiting beyond those; one more is refused wi
 MEMORY_BUDGET_SHARE = 0.5  # default memory budget: this share of the machine's physical memory
 DEFAULT_KEEP_RUNS_HOURS = 24.0  # result folders older than this are removed
 DEFAULT_KEEP_RUNS_MB = 2048.0  # and the oldest ones past this total
+UPSCALE_QUEUE = "upscale"  # Gradio's concurrency id of every event that upscales: they share the limit
 
 
 @dataclass

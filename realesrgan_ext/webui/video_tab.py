@@ -8,6 +8,7 @@ image page and the Video tab side by side as two tabs of one page. The video run
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +27,9 @@ from realesrgan_ext.video import (
 )
 from realesrgan_ext.video.pipeline import auto_tile
 from realesrgan_ext.webui.model_choices import CHECKPOINT_SUFFIXES, UpscalerCache, resolve_choice
-from realesrgan_ext.webui.runs import new_run_folder
-from realesrgan_ext.webui.settings import WebSettings
+from realesrgan_ext.webui.redact import hide_paths
+from realesrgan_ext.webui.runs import RunFolders
+from realesrgan_ext.webui.settings import UPSCALE_QUEUE, WebSettings
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -39,9 +41,23 @@ def run_video_request(settings: WebSettings, cache: UpscalerCache, video: str | 
                       checkpoint: str | None, outscale: float | None, tile: int | None, precision: str,
                       backend: str = "auto", codec: str = DEFAULT_CODEC, crf: int | None = DEFAULT_CRF,
                       lossless: bool = False, blend_model: str | None = None, blend_alpha: float = 0.0,
-                      progress=None) -> tuple[str, Path | None]:
-    """Everything one click of the Video tab does: returns (status markdown, the output file or None)."""
+                      progress=None, runs: RunFolders | None = None) -> tuple[str, Path | None]:
+    """Everything one click of the Video tab does: returns (status markdown, the output file or None).
+
+    The upscalers are this request's alone while it runs (``UpscalerCache.use``), its folder is kept from
+    ``runs``' removal of old runs until it ends, and the status names no server path."""
     progress = progress or (lambda fraction, text: None)
+    runs = runs or RunFolders(settings.output, settings.keep_runs_hours * 3600, int(settings.keep_runs_mb * 2**20))
+    with ExitStack() as stack:
+        text, output = _video_request(stack, settings, cache, runs, video, model, checkpoint, outscale, tile,
+                                      precision, backend, codec, crf, lossless, blend_model, blend_alpha, progress)
+    return hide_paths(text), output
+
+
+def _video_request(stack: ExitStack, settings: WebSettings, cache: UpscalerCache, runs: RunFolders,
+                   video: str | None, model: str | None, checkpoint: str | None, outscale: float | None,
+                   tile: int | None, precision: str, backend: str, codec: str, crf: int | None, lossless: bool,
+                   blend_model: str | None, blend_alpha: float, progress) -> tuple[str, Path | None]:
     if not video:
         return "Upload a video first.", None
     if outscale is not None and outscale < 0:
@@ -53,14 +69,14 @@ def run_video_request(settings: WebSettings, cache: UpscalerCache, video: str | 
         path = Path(checkpoint) if checkpoint else resolve_choice(model or "", settings.experiments)
         blend = (resolve_choice(blend_model, settings.experiments), float(blend_alpha)) \
             if blend_model and blend_alpha else None
-        upscaler = cache.get(path, int(tile or 0), precision, backend, blend)
+        upscaler = stack.enter_context(cache.use(path, int(tile or 0), precision, backend, blend))
         whole_frame = auto_tile(upscaler.model, info.width, info.height) if not tile else 0
         if whole_frame:
-            upscaler = cache.get(path, whole_frame, precision, backend, blend)
+            upscaler = stack.enter_context(cache.use(path, whole_frame, precision, backend, blend))
     except (VideoInputError, VideoEncodeError, ModelLoadError, ValueError, FileNotFoundError, OSError) as err:
         return f"**Error:** {err}", None
     suffix = ".mkv" if lossless else ".mp4"
-    output = new_run_folder(settings.output) / f"{Path(video).stem}_out{suffix}"
+    output = stack.enter_context(runs.new()) / f"{Path(video).stem}_out{suffix}"
 
     def on_frames(done: int, total: int) -> None:
         progress(done / total if total else 0.0, f"{done} of {total or '?'} frames")
@@ -76,8 +92,10 @@ def run_video_request(settings: WebSettings, cache: UpscalerCache, video: str | 
 
 
 def with_video_tab(images: gr.Blocks, settings: WebSettings, cache: UpscalerCache,
-                   choices: list[tuple[str, str]], default: str | None, **blocks_options: Any) -> gr.Blocks:
-    """One page with two tabs: ``images`` (the image page) and Video."""
+                   choices: list[tuple[str, str]], default: str | None, runs: RunFolders | None = None,
+                   **blocks_options: Any) -> gr.Blocks:
+    """One page with two tabs: ``images`` (the image page) and Video (its requests count in the page's
+    ``concurrency`` with the images'; ``runs``: the page's run folders)."""
     import gradio as gr
 
     with gr.Blocks(title="realesrgan_ext: upscale images and video", analytics_enabled=False,
@@ -85,12 +103,12 @@ def with_video_tab(images: gr.Blocks, settings: WebSettings, cache: UpscalerCach
         with gr.Tab("Images", elem_id="images-tab"):
             images.render()
         with gr.Tab("Video", elem_id="video-tab"):
-            _video_tab(settings, cache, choices, default)
+            _video_tab(settings, cache, choices, default, runs)
     return page
 
 
 def _video_tab(settings: WebSettings, cache: UpscalerCache, choices: list[tuple[str, str]],
-               default: str | None) -> None:
+               default: str | None, runs: RunFolders | None) -> None:
     import gradio as gr
 
     gr.Markdown("## Upscale a video\nFrame count, frame times, rotation, colour tags, sound and subtitles are "
@@ -127,9 +145,10 @@ def _video_tab(settings: WebSettings, cache: UpscalerCache, choices: list[tuple[
                blend_alpha, progress=gr.Progress()):
         text, output = run_video_request(settings, cache, video, model, checkpoint, outscale, tile, precision,
                                          backend, codec, crf, lossless, blend, blend_alpha,
-                                         lambda fraction, desc: progress(fraction, desc=desc))
+                                         lambda fraction, desc: progress(fraction, desc=desc), runs)
         shown = str(output) if output is not None and output.suffix == ".mp4" else None  # browsers play MP4
         return text, shown, str(output) if output is not None else None
 
     run.click(on_run, [video, model, checkpoint, outscale, tile, precision, backend, codec, crf, lossless, blend,
-                       blend_alpha], [status, result, download])
+                       blend_alpha], [status, result, download], concurrency_id=UPSCALE_QUEUE,
+              concurrency_limit=settings.concurrency)
