@@ -44,7 +44,8 @@ class Limits:
         max_zip_ratio: uncompressed / compressed size of a compressed entry in a checkpoint or an
             uploaded zip (weights and images barely compress; a bomb inflates 1000:1).
         max_structure_depth: nesting of dicts / lists / tuples in a checkpoint.
-        max_structure_items: entries of all dicts / lists / tuples in a checkpoint together.
+        max_structure_items: entries of all dicts / lists / tuples in a checkpoint together (a key and
+            its value are two; x4plus has 1400); also bounds its pickle (64 bytes per entry).
         max_images: images in one web request (uploads and zip members together).
         max_request_pixels: decoded pixels of all images in one web request together.
     """
@@ -57,7 +58,7 @@ class Limits:
     max_model_bytes: int = 2 ** 31
     max_zip_ratio: float = 100.0
     max_structure_depth: int = 16
-    max_structure_items: int = 100_000
+    max_structure_items: int = 10_000
     max_images: int = field(default=200, metadata=_PAGE)
     max_request_pixels: int = field(default=2 ** 28, metadata=_PAGE)
 

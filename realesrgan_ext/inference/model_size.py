@@ -5,8 +5,9 @@ Three checks, each against ``Limits`` and each before the work it guards:
 * ``check_checkpoint_file``: a ``.pth`` is a zip; its central directory says how many bytes
   every entry inflates to. The sum must stay within ``max_model_bytes`` and a compressed entry
   within ``max_zip_ratio`` (``torch.save`` stores weights uncompressed; an entry that inflates
-  1000:1 is a bomb). Any other file (legacy ``torch.save`` format, safetensors) holds its
-  weights as plain bytes, so its size is bounded instead.
+  1000:1 is a bomb), and its pickle within what ``max_structure_items`` entries need. Any other
+  file (legacy ``torch.save`` format, safetensors) holds its weights as plain bytes, so its size
+  is bounded instead, and a safetensors header's length.
 * ``check_weights``: the elements of all tensors, from their shapes, within ``max_model_params``.
   A stride-0 tensor stores one number but declares billions, and every copy of it (``.to``,
   ``deepcopy``, an engine export) materialises them all.
@@ -30,8 +31,14 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from realesrgan_ext.inference.model_errors import ModelLoadError, ModelTooLargeError
-from realesrgan_ext.limits import Limits, over_limit
+from realesrgan_ext.limits import Limits, how_to_raise, over_limit
 
+# Bytes of pickle (torch.save's data.pkl) or of safetensors JSON header allowed per structure entry
+# (Limits.max_structure_items): RealESRGAN_x4plus has 64 KB of pickle for 1400 entries (key and
+# tensor of 700 weights). torch.load spends about 0.3 ms per tensor, so an 11 MB pickle of 150 000
+# tensor views took 46 s before the entries could be counted; its size is bounded instead.
+PICKLE_BYTES_PER_ITEM = 64
+HEADER_BYTES_PER_ITEM = 128
 # Elements a network may create beyond twice its checkpoint's weights while it is built (buffers
 # computed at construction, temporaries): 10 M (40 MB of float32).
 BUILD_SLACK = 10_000_000
@@ -42,7 +49,10 @@ BUILD_CALL_SLACK = 256
 
 
 def check_checkpoint_file(path: Path, limits: Limits) -> None:
-    """Refuse a checkpoint file that would inflate beyond ``max_model_bytes`` (see the module docstring)."""
+    """Refuse a checkpoint file that would inflate beyond ``max_model_bytes``, or whose pickle / safetensors
+    header is longer than ``max_structure_items`` entries can need (see the module docstring)."""
+    if path.suffix.lower() == ".safetensors":
+        _check_safetensors_header(path, limits)
     if not zipfile.is_zipfile(path):
         size = path.stat().st_size
         if size > limits.max_model_bytes:
@@ -57,12 +67,33 @@ def check_checkpoint_file(path: Path, limits: Limits) -> None:
     if total > limits.max_model_bytes:
         raise _too_large(over_limit(f"{path}: its {len(entries)} entries inflated", total, "max_model_bytes", limits,
                                     "B"))
+    pickled = sum(e.file_size for e in entries if e.filename.endswith(".pkl"))
+    if pickled > limits.max_structure_items * PICKLE_BYTES_PER_ITEM:
+        raise _too_long(f"{path}: its pickle", pickled, PICKLE_BYTES_PER_ITEM, limits)
     for entry in entries:
         if entry.compress_type != zipfile.ZIP_STORED:
             ratio = entry.file_size / max(entry.compress_size, 1)
             if ratio > limits.max_zip_ratio:
                 raise _too_large(over_limit(f"{path}: entry {entry.filename[:80]!r} inflates {ratio:.0f}:1; "
                                             "that ratio", ratio, "max_zip_ratio", limits))
+
+
+def _check_safetensors_header(path: Path, limits: Limits) -> None:
+    """The 8-byte length before a safetensors file's JSON header, bounded before the header is parsed."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    length = int.from_bytes(head, "little") if len(head) == 8 else 0
+    if length > path.stat().st_size - 8:
+        raise ModelLoadError(f"{path}: not a valid safetensors file (its header length, {length:,} bytes, runs past "
+                             "the end of the file)")
+    if length > limits.max_structure_items * HEADER_BYTES_PER_ITEM:
+        raise _too_long(f"{path}: its safetensors header", length, HEADER_BYTES_PER_ITEM, limits)
+
+
+def _too_long(what: str, size: int, per_item: int, limits: Limits) -> ModelTooLargeError:
+    return ModelTooLargeError(f"{what} is {size / 2**20:.1f} MiB, more than the {per_item} bytes for each of the "
+                              f"{limits.max_structure_items:,} entries allowed (max_structure_items; "
+                              f"{how_to_raise('max_structure_items')}) (refused before loading it)")
 
 
 def check_weights(state: Mapping[str, Any], source: str, limits: Limits) -> int:
