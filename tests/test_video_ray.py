@@ -132,3 +132,41 @@ def test_ray_segments_give_the_frames_of_a_plain_run(tmp_path, one_torch_thread)
     for (pts, want), (ray_pts, got) in zip(plain, on_ray, strict=True):
         assert ray_pts == pts
         np.testing.assert_array_equal(got, want)
+
+
+def test_a_seek_past_the_segment_decodes_from_the_start(tmp_path, monkeypatch):
+    from realesrgan_ext.video import ray_segments
+
+    info = probe_video(b_frame_clip(tmp_path / "b.mkv", [i / 10 for i in range(9)]))
+    whole = list(read_frames(info))
+    decoded, seeks = ray_segments._decoded, []
+
+    def overshooting(video, seek_pts):  # a demuxer that lands on the next key frame (pts 400 ms)
+        seeks.append(seek_pts)
+        return decoded(video, None if seek_pts is None else 400)
+
+    monkeypatch.setattr(ray_segments, "_decoded", overshooting)
+    got = list(read_segment(info, plan_segments(frame_times(info), 2, 3, 0)[0]))
+    assert seeks == [200, None] and [f.index for f in got] == [2, 3, 4]
+    for frame in got:
+        np.testing.assert_array_equal(frame.rgb, whole[frame.index].rgb)
+
+
+def test_actor_reports_a_failed_segment_and_makes_the_others(tmp_path, one_torch_thread):
+    from realesrgan_ext.inference.ray_batch import UpscaleSettings
+    from realesrgan_ext.video import encode_settings
+    from realesrgan_ext.video.ray_segments import SegmentActor
+
+    torch.save({"params_ema": RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, scale=2).state_dict()},
+               tmp_path / "tiny.pth")
+    info = probe_video(make_sample_clip(tmp_path / "clip.mp4", frames=4, width=32, height=24, audio=False))
+    work, _ = open_work_folder(tmp_path / "work", {}, resume=False)
+    work.partial_path(1).mkdir()  # segment 1 cannot be written
+    settings = UpscaleSettings(str(tmp_path / "tiny.pth"), "pytorch", "fp32", "cpu", tile=16, tile_pad=4)
+    actor = SegmentActor(settings.__dict__, info, encode_settings(lossless=True), str(work.path), batch=2)
+    planned = plan_segments(frame_times(info), 0, 2, 0)
+    result = actor({"index": np.array([0, 1]), "first": np.array([0, 2]),
+                    "pts": np.array([json.dumps(s.pts) for s in planned], dtype=object)})
+    assert len(json.loads(result["stamps"][0])) == 2 and result["error"][0] == ""
+    assert work.partial_path(0).stat().st_size > 0
+    assert result["stamps"][1] == "[]" and result["error"][1].startswith("IsADirectoryError")

@@ -164,14 +164,20 @@ class SegmentActor(UpscaleActor):
             return encode_frames(path, self._upscaled(frames), self.encode, self.info.time_base,
                                  self.info.average_rate, self.info.colour), ""
         except Exception as err:  # noqa: BLE001  (reported per segment; the others go on)
-            path.unlink(missing_ok=True)
-            return [], str(err) if str(err).startswith(str(self.info.path)) else f"{type(err).__name__}: {err}"
+            if path.is_file():
+                path.unlink()  # an unfinished segment is not left behind
+            return [], _reason(err, self.info.path)
 
     def _upscaled(self, frames: Iterator[SourceFrame]) -> Iterator[tuple[np.ndarray, int]]:
         """``(pixels, pts)`` per frame, ``batch`` frames per network call, as on one machine."""
         while chunk := list(itertools.islice(frames, self.batch)):
             pixels = self.upscaler.upscale_batch(np.stack([f.rgb for f in chunk]), self.settings.outscale)
             yield from ((image, _pts(f, self.info)) for f, image in zip(chunk, pixels, strict=True))
+
+
+def _reason(err: Exception, source: Path) -> str:
+    """One line on why a segment failed: an input error as it is (it names the file), else its type and text."""
+    return str(err) if str(err).startswith(str(source)) else f"{type(err).__name__}: {err}"
 
 
 class SegmentRecorder:
