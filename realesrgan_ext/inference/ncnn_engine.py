@@ -27,9 +27,13 @@ from realesrgan_ext.inference.tail_stripes import run_tail_in_stripes, stripe_ro
 TileFn = Callable[[torch.Tensor], torch.Tensor]
 def ncnn_supports(model: LoadedModel) -> str | None:
     """None when the ncnn graph expresses ``model``, else why not."""
+    from realesrgan_ext.inference.ncnn_compact_engine import compact_parts
+
     module, settings = model.module, model.settings
+    if compact_parts(model) is not None:
+        return None  # ncnn_compact_engine.NcnnCompact
     if model.name != "RRDB":
-        return f"{model.name} is not an RRDB generator"
+        return f"{model.name} is neither an RRDB generator nor an SRVGGNetCompact with PReLU"
     if getattr(module, "upsampler", "nearest") != "nearest":
         return f"upsampler {module.upsampler!r} (the ncnn graph has nearest x2 stages only)"
     if getattr(module, "global_skip", None):

@@ -149,7 +149,7 @@ def rrdb_to_ncnn_layers(state_dict: dict[str, torch.Tensor], arch: dict, part: s
 
 
 def write_ncnn(layers: list[NcnnLayer], param_path: str | Path, bin_path: str | Path, fp16: bool = False) -> None:
-    """Write an ncnn .param (text) and .bin; Convolution weights as fp32 (flag 0) or fp16 (tagged)."""
+    """Write an ncnn .param (text) and .bin; Convolution weights as fp32 (flag 0) or fp16 (tagged), PReLU slopes."""
     blobs = {blob for layer in layers for blob in layer.inputs + layer.outputs}
     lines = [str(PARAM_MAGIC), f"{len(layers)} {len(blobs)}"]
     chunks = []
@@ -165,5 +165,7 @@ def write_ncnn(layers: list[NcnnLayer], param_path: str | Path, bin_path: str | 
             else:
                 chunks += [b"\0\0\0\0", weight.astype("<f4").tobytes()]
             chunks.append(layer.weights["bias"].astype("<f4").tobytes())
+        elif layer.type == "PReLU":  # the slopes, raw float32 (PReLU::load_model)
+            chunks.append(layer.weights["weight"].astype("<f4").tobytes())
     Path(param_path).write_text("\n".join(lines) + "\n", encoding="utf-8")
     Path(bin_path).write_bytes(b"".join(chunks))
