@@ -35,6 +35,8 @@ class Limits:
         max_image_pixels: width x height of one input image, read from its header (134 MP; a
             100 MP camera's photo fits; OpenCV's own decoder stops at 2^30).
         max_image_frames: frames (GIF / TIFF / WebP pages) an input image may have; only the first is used.
+        max_jpeg_scans: scans of a (progressive) JPEG; encoders write at most about 20, and each costs
+            a pass over the whole image (2000 repeated scans: minutes for a large photo).
         max_output_pixels: width x height of one result, and of the network's output before an
             ``outscale`` resize (537 MP: a 24 MP photo at x4 is 384 MP, 1.2 GB as 8-bit RGB).
         max_outscale: the largest ``outscale`` factor.
@@ -52,6 +54,7 @@ class Limits:
 
     max_image_pixels: int = 2 ** 27
     max_image_frames: int = 256
+    max_jpeg_scans: int = 100
     max_output_pixels: int = 2 ** 29
     max_outscale: float = 16.0
     max_model_params: int = 200_000_000

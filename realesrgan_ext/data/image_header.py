@@ -1,9 +1,10 @@
 """An encoded image's format, size and frames, read from its header before a single pixel is decoded.
 
 A 100 KB PNG can declare 30000 x 30000 pixels (3.6 GB once decoded), a GIF or TIFF thousands of
-frames. ``read_header`` opens the bytes with Pillow, which parses only the header (lazily), and
-refuses, with ``ImageTooLargeError``, more than ``Limits.max_image_pixels`` pixels or
-``Limits.max_image_frames`` frames; any other unreadable header is an ``ImageReadError``. Only
+frames, a progressive JPEG thousands of scans (each a pass over the whole image). ``read_header``
+opens the bytes with Pillow, which parses only the header (lazily), and refuses, with
+``ImageTooLargeError``, more than ``Limits.max_image_pixels`` pixels, ``Limits.max_image_frames``
+frames or ``Limits.max_jpeg_scans`` scans; any other unreadable header is an ``ImageReadError``. Only
 ``FORMATS`` are accepted: OpenCV then picks the same decoder by the same signature, so the
 size it decodes is the size checked here. GIF frames are counted from the file's own blocks
 (Pillow's GIF seek decodes every frame on the way), TIFF pages by walking at most
@@ -28,6 +29,7 @@ _EXIF_ORIENTATION = 0x0112
 # Signatures, to name the format a damaged file claims to be.
 _MAGIC = ((b"\x89PNG", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"), (b"II*\0", "TIFF"),
           (b"MM\0*", "TIFF"), (b"RIFF", "WebP"))
+_JPEG_SCAN = b"\xff\xda"  # start-of-scan marker
 _PILLOW_BOMB = re.compile(r"\((\d+) pixels\)")
 
 
@@ -70,6 +72,9 @@ def read_header(data: bytes, source: str, limits: Limits | None = None) -> Image
         raise ImageReadError(f"{source}: not a readable {what}: {_reason(err)})") from err
     if frames > limits.max_image_frames:
         raise ImageTooLargeError(str(over_limit(f"{source}: its frame count", frames, "max_image_frames", limits)))
+    scans = data.count(_JPEG_SCAN) if fmt == "JPEG" else 0  # 0xFFDA cannot occur inside entropy-coded data
+    if scans > limits.max_jpeg_scans:
+        raise ImageTooLargeError(str(over_limit(f"{source}: its JPEG scan count", scans, "max_jpeg_scans", limits)))
     return ImageHeader(fmt, mode, width, height, frames, orientation if 1 <= orientation <= 8 else 1)
 
 
