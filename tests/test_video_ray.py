@@ -170,3 +170,46 @@ def test_actor_reports_a_failed_segment_and_makes_the_others(tmp_path, one_torch
     assert len(json.loads(result["stamps"][0])) == 2 and result["error"][0] == ""
     assert work.partial_path(0).stat().st_size > 0
     assert result["stamps"][1] == "[]" and result["error"][1].startswith("IsADirectoryError")
+
+
+def test_a_failed_segment_exits_1_and_resume_finishes_the_same_video(tmp_path, monkeypatch, capsys,
+                                                                      one_torch_thread):
+    """The --ray driver end to end, with the actors run in this process instead of on Ray."""
+    from realesrgan_ext.video import ray_segments
+
+    def in_process(planned, constructor, *_ray_options):
+        actor = ray_segments.SegmentActor(**constructor)
+        for s in reversed(planned):  # finishing out of order, as on a cluster
+            row = {"index": np.array([s.index]), "first": np.array([s.first]),
+                   "pts": np.array([json.dumps(s.pts)], dtype=object)}
+            yield {name: value[0] for name, value in actor(row).items()}
+
+    def blocking_segment_1(planned, constructor, *ray_options):
+        (Path(constructor["work"]) / "00001.partial").mkdir()
+        return in_process(planned, constructor, *ray_options)
+
+    torch.save({"params_ema": RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, scale=2).state_dict()},
+               tmp_path / "tiny.pth")
+    clip = make_sample_clip(tmp_path / "clip.mp4", frames=7, width=32, height=24, fps=12)
+    common = ["-i", str(clip), "-m", str(tmp_path / "tiny.pth"), "--backend", "pytorch", "--precision", "fp32",
+              "--device", "cpu", "--tile", "16", "--tile-pad", "4", "--lossless", "--batch", "2",
+              "--segment-frames", "3", "--quiet"]
+    cli, out = load_cli(), tmp_path / "ray.mkv"
+    assert cli.main([*common, "-o", str(tmp_path / "plain.mkv")]) == 0
+    monkeypatch.setattr(ray_segments, "_made_on_ray", blocking_segment_1)
+    assert cli.main([*common, "-o", str(out), "--ray"]) == 1
+    err = capsys.readouterr().err
+    assert "1 of 3 segment(s) failed:\n  segment 1 (frames 3-5): IsADirectoryError" in err and "--resume" in err
+    assert not out.exists()
+    manifest = json.loads((work_folder_for(out) / "manifest.json").read_text())
+    assert [(s["first"], s["frames"]) for s in manifest["segments"]] == [(0, 3)]  # segment 2 waits for 1
+    (work_folder_for(out) / "00001.partial").rmdir()
+    monkeypatch.setattr(ray_segments, "_made_on_ray", in_process)
+    assert cli.main([*common, "-o", str(out), "--ray", "--resume"]) == 0
+    assert "resuming after 1 finished segment(s) (3 frames)" in capsys.readouterr().err
+    with av.open(str(tmp_path / "plain.mkv")) as plain, av.open(str(out)) as resumed:
+        want = [f.to_ndarray(format="rgb24") for f in plain.decode(video=0)]
+        got = [f.to_ndarray(format="rgb24") for f in resumed.decode(video=0)]
+        assert len(got) == len(want) == 7 and len(resumed.streams.audio) == 1
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -222,22 +222,29 @@ def ray_frames_runner(settings: UpscaleSettings, address: str | None = None, act
         planned = plan_segments(frame_times(info), work.next_frame, segment_frames, len(work.segments))
         if not planned:
             return work.next_frame
-        ray = connect_ray(address, init_options)
-        pool = min(actors or actor_count(ray.cluster_resources(), cpus_per_actor, gpus_per_actor), len(planned))
-        rows = [{"index": s.index, "first": s.first, "pts": json.dumps(s.pts)} for s in planned]
         constructor = {"settings": asdict(replace(settings, outscale=outscale)), "info": info, "encode": encode,
                        "work": str(work.path), "batch": batch}
-        dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-            SegmentActor, fn_constructor_kwargs=constructor, batch_size=1, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=pool), num_cpus=cpus_per_actor, num_gpus=gpus_per_actor or None)
+        made = _made_on_ray(planned, constructor, address, actors, cpus_per_actor, gpus_per_actor, init_options)
         recorder = SegmentRecorder(work, planned)
-        for row in dataset.iter_rows():  # as each segment finishes, in any order
+        for row in made:  # as each segment finishes, in any order
             stamps = [tuple(pair) for pair in json.loads(row["stamps"])]
             advance(recorder.finished(int(row["index"]), stamps, row["error"]))
         recorder.raise_failures()
         return work.next_frame
 
     return run
+
+
+def _made_on_ray(planned: list[PlannedSegment], constructor: dict[str, Any], address: str | None, actors: int,
+                 cpus_per_actor: float, gpus_per_actor: float, init_options: dict[str, Any] | None) -> Iterator[dict]:
+    """``SegmentActor(**constructor)``'s result row for each planned segment, from a pool of actors on Ray."""
+    ray = connect_ray(address, init_options)
+    pool = min(actors or actor_count(ray.cluster_resources(), cpus_per_actor, gpus_per_actor), len(planned))
+    rows = [{"index": s.index, "first": s.first, "pts": json.dumps(s.pts)} for s in planned]
+    dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+        SegmentActor, fn_constructor_kwargs=constructor, batch_size=1, batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=pool), num_cpus=cpus_per_actor, num_gpus=gpus_per_actor or None)
+    return dataset.iter_rows()
 
 
 __all__ = ["PlannedSegment", "SegmentActor", "SegmentRecorder", "SegmentsFailedError", "frame_times",
