@@ -87,6 +87,11 @@ def test_segments_are_recorded_in_order_and_failures_reported(tmp_path):
                                                   r"VideoInputError: broken"):
         recorder.raise_failures()
     assert PlannedSegment(2, 4, (40, 50)).describe() == "segment 2 (frames 4-5)"
+    stopped = SegmentRecorder(work, plan_segments(list(range(0, 110, 10)), 4, 2, 2))  # frames 4-10 again
+    stopped.finished(3, [(60, 60), (70, 70)], "")
+    stopped.unfinished("the Ray run stopped: node lost")  # segments 2, 4 and 5 were never reported
+    assert [s.index for s, _ in stopped.failures] == [2, 4, 5]
+    assert {reason for _, reason in stopped.failures} == {"the Ray run stopped: node lost"}
 
 
 @needs_ray

@@ -202,6 +202,11 @@ class SegmentRecorder:
             next_index += 1
         return len(segment.pts)
 
+    def unfinished(self, reason: str) -> None:
+        """Every segment not reported yet fails with ``reason``."""
+        reported = {s.index for s, _ in self.failures} | set(self.waiting) | set(range(len(self.work.segments)))
+        self.failures += [(s, reason) for i, s in self.planned.items() if i not in reported]
+
     def raise_failures(self) -> None:
         if self.failures:
             raise SegmentsFailedError(sorted(self.failures, key=lambda f: f[0].index), len(self.planned))
@@ -226,9 +231,12 @@ def ray_frames_runner(settings: UpscaleSettings, address: str | None = None, act
                        "work": str(work.path), "batch": batch}
         made = _made_on_ray(planned, constructor, address, actors, cpus_per_actor, gpus_per_actor, init_options)
         recorder = SegmentRecorder(work, planned)
-        for row in made:  # as each segment finishes, in any order
-            stamps = [tuple(pair) for pair in json.loads(row["stamps"])]
-            advance(recorder.finished(int(row["index"]), stamps, row["error"]))
+        try:
+            for row in made:  # as each segment finishes, in any order
+                stamps = [tuple(pair) for pair in json.loads(row["stamps"])]
+                advance(recorder.finished(int(row["index"]), stamps, row["error"]))
+        except _RunStopped as err:  # an actor that could not start, a lost node: the rest is not made
+            recorder.unfinished(str(err))
         recorder.raise_failures()
         return work.next_frame
 
@@ -244,7 +252,19 @@ def _made_on_ray(planned: list[PlannedSegment], constructor: dict[str, Any], add
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
         SegmentActor, fn_constructor_kwargs=constructor, batch_size=1, batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=pool), num_cpus=cpus_per_actor, num_gpus=gpus_per_actor or None)
-    return dataset.iter_rows()
+    return _rows(dataset, ray)
+
+
+class _RunStopped(RuntimeError):
+    """The Ray run ended before every segment was reported (the message says why, in one line)."""
+
+
+def _rows(dataset, ray) -> Iterator[dict]:
+    try:
+        yield from dataset.iter_rows()
+    except ray.exceptions.RayError as err:  # its text is a remote traceback: keep the last line, the error
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        raise _RunStopped(f"the Ray run stopped: {lines[-1] if lines else type(err).__name__}") from err
 
 
 __all__ = ["PlannedSegment", "SegmentActor", "SegmentRecorder", "SegmentsFailedError", "frame_times",
