@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
@@ -134,14 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def run_on_ray(args: argparse.Namespace, jobs: list) -> BatchResult:
+def run_on_ray(args: argparse.Namespace, jobs: list, limits: Limits) -> BatchResult:
     """The same jobs on a Ray cluster (``realesrgan_ext.inference.ray_batch``); each actor loads (or blends) -m."""
     blend = None
     if args.blend:
         other, alpha = parse_blend_spec(args.blend)
         blend = (str(Path(resolve_model(other)).resolve()), alpha)
     settings = UpscaleSettings(str(Path(resolve_model(args.model)).resolve()), args.backend, args.precision,
-                               args.device, args.tile, args.tile_pad, args.alpha, args.outscale, args.ext, blend)
+                               args.device, args.tile, args.tile_pad, args.alpha, args.outscale, args.ext, blend,
+                               asdict(limits))
     return run_jobs_ray(settings, jobs, args.ray or None, args.ray_actors, args.ray_cpus, args.ray_gpus,
                         progress=not args.quiet)
 
@@ -167,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: no images ({' '.join(IMAGE_SUFFIXES)}) under {args.input}", file=sys.stderr)
             return 2
         if args.ray is not None:
-            result = run_on_ray(args, jobs)
+            result = run_on_ray(args, jobs, limits)
             print(result.summary(), file=sys.stderr if result.failed else sys.stdout)
             return exit_status(result)
         upscaler = make_upscaler(model, args.backend, args.precision, args.device, tile=args.tile,

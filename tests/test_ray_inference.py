@@ -73,16 +73,18 @@ def test_ray_run_writes_the_same_files_as_a_plain_run(tmp_path, ray_runtime, cap
     cv2.imwrite(str(src / "e.png"), rgba)
     (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     common = ["-i", str(src), "-m", str(tmp_path / "tiny.pth"), "--blend", f"{tmp_path / 'other.pth'}:0.4",
-              "--backend", "pytorch", "--precision", "fp32", "--quiet"]
+              "--backend", "pytorch", "--precision", "fp32", "--quiet",
+              "--max-image-pixels", "520"]  # refuses c (22 x 24) and d (23 x 24): the flag must reach the actors
     cli = load_cli()
-    assert cli.main([*common, "-o", str(tmp_path / "plain")]) == 1  # the broken file fails, the rest are written
+    assert cli.main([*common, "-o", str(tmp_path / "plain")]) == 1  # broken and too large fail, the rest are written
     plain_err = capsys.readouterr()
     assert cli.main([*common, "-o", str(tmp_path / "ray"), "--ray", "--ray-actors", "2"]) == 1
     ray_out = capsys.readouterr()
-    assert "upscaled 5 of 6 image(s)" in ray_out.err and "broken.png" in ray_out.err
+    assert "upscaled 3 of 6 image(s)" in ray_out.err and "broken.png" in ray_out.err
+    assert "c.jpg" in ray_out.err and "max-image-pixels" in ray_out.err
     assert "broken.png" in plain_err.err
     plain = sorted(p.relative_to(tmp_path / "plain") for p in (tmp_path / "plain").rglob("*") if p.is_file())
     on_ray = sorted(p.relative_to(tmp_path / "ray") for p in (tmp_path / "ray").rglob("*") if p.is_file())
-    assert plain == on_ray and len(plain) == 5
+    assert plain == on_ray and len(plain) == 3
     for rel in plain:
         assert (tmp_path / "plain" / rel).read_bytes() == (tmp_path / "ray" / rel).read_bytes(), rel

@@ -39,6 +39,7 @@ class UpscaleSettings:
     outscale: float | None = None
     ext: str = "auto"
     blend: tuple[str, float] | None = None  # (other checkpoint, alpha): --blend, loaded by each actor
+    limits: dict[str, float] | None = None  # ``Limits`` fields (the driver's --max-* flags); None: the defaults
 
 
 class RayUnavailableError(RuntimeError):
@@ -49,15 +50,19 @@ class UpscaleActor:
     """One model per actor: ``__call__`` upscales a batch of ``source`` / ``target`` rows."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
+        from realesrgan_ext.data.image_header import allow_in_pillow
         from realesrgan_ext.inference.engines import make_upscaler
         from realesrgan_ext.inference.model_blending import load_blended_model
         from realesrgan_ext.inference.model_loader import load_model
+        from realesrgan_ext.limits import Limits
 
         self.settings = UpscaleSettings(**settings)
         s = self.settings
-        model = load_blended_model(s.model, *s.blend) if s.blend else load_model(s.model)
-        self.upscaler = make_upscaler(model, s.backend, s.precision, s.device, tile=s.tile,
-                                      tile_pad=s.tile_pad, alpha=s.alpha)
+        limits = Limits(**s.limits) if s.limits else Limits.from_env()
+        allow_in_pillow(limits)
+        model = load_blended_model(s.model, *s.blend, limits) if s.blend else load_model(s.model, limits=limits)
+        self.upscaler = make_upscaler(model, s.backend, s.precision, s.device, tile=s.tile, tile_pad=s.tile_pad,
+                                      alpha=s.alpha, limits=limits)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         written, errors = [], []
@@ -73,7 +78,7 @@ class UpscaleActor:
         from realesrgan_ext.inference.image_io import load_image, save_image
 
         try:
-            image = load_image(job.source)
+            image = load_image(job.source, self.upscaler.limits)
             target = final_target(job, image, self.settings.ext, lambda _name: png_taken)
             pixels = self.upscaler.upscale(image.pixels, self.settings.outscale)
             return str(save_image(target, pixels)), ""
