@@ -246,3 +246,12 @@ def test_bf16_stores_the_frozen_vgg_cast_once_with_the_same_step(tmp_path, monke
     once, per_call = models["cast_once"], models["cast_per_call"]
     assert once.get_current_log()["l_g_percep"] == per_call.get_current_log()["l_g_percep"] != 0
     assert max_difference(snapshot(once.net_g), snapshot(per_call.net_g)) == 0  # the same numbers, fewer casts
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_precision_auto_is_bf16_only_where_the_cpu_computes_it(monkeypatch, native):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+    speed = TrainingSpeed.from_options({"precision": "auto"}, "cpu")
+    assert speed.precision == ("bf16" if native else "fp32")
+    with pytest.raises(ValueError, match=r"expected one of \['fp32', 'bf16', 'fp16', 'auto'\]"):
+        TrainingSpeed.from_options({"precision": "bf17"})

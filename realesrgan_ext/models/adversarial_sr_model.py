@@ -111,7 +111,8 @@ class AdversarialSRModel(TrainingGuardrails, SRModel):
     # ---- set-up -------------------------------------------------------------------------
     def __init__(self, opt: dict[str, Any]) -> None:
         # parsed before SRModel.__init__ builds net_g, so model_to_device can apply it
-        self.speed = TrainingSpeed.from_options((opt.get("train") or {}).get("speed") if opt["is_train"] else None)
+        self.speed = TrainingSpeed.from_options((opt.get("train") or {}).get("speed") if opt["is_train"] else None,
+                                                "cuda" if opt.get("num_gpu") else "cpu")  # BaseModel's device
         self.scalers: dict[int, torch.amp.GradScaler] = {}
         self._accumulated: dict[int, int] = {}
         super().__init__(opt)
