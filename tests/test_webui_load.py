@@ -7,46 +7,31 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from realesrgan_ext.inference.upscaler import Upscaler
-from realesrgan_ext.webui.load_test import load_jobs, run_load, serve
+from realesrgan_ext.webui.load_test import load_jobs, load_page, write_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 CLIENTS, UPLOADS = 4, 3
+MODEL = "experiments/tiny/models/net_g_1.pth"  # as the page's dropdown names it
 MEMORY_BUDGET_MB = 256
 # The server's resident memory may rise at most this much over its size after start-up: the requests'
 # budget, plus the tiny model's upscalers and Gradio's per-request buffers.
 RSS_GROWTH_BOUND = (MEMORY_BUDGET_MB + 256) * 2**20
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("gradio_client") is None, reason="gradio_client is not installed "
                     "(bash scripts/install.sh --web)")
-def test_concurrent_clients_are_all_served_correctly_and_the_bomb_refused(tmp_path, monkeypatch, one_torch_thread):
-    from tests.test_webui import tiny_checkpoint
-
-    monkeypatch.setenv("REALESRGAN_EXT_CACHE", str(tmp_path / "cache"))
-    checkpoint = tiny_checkpoint(tmp_path / "experiments" / "tiny" / "models" / "net_g_1.pth")
+def test_concurrent_clients_are_all_served_correctly_and_the_bomb_refused(tmp_path, one_torch_thread):
+    checkpoint = write_tiny_model(tmp_path / MODEL)
     plan = load_jobs(tmp_path / "uploads", Upscaler(checkpoint, precision="fp32", device="cpu"), CLIENTS, UPLOADS)
-    port = _free_port()
-    argv = [sys.executable, str(REPO / "scripts" / "webui.py"), "--port", str(port), "--device", "cpu",
-            "--output", str(tmp_path / "out"), "--experiments", str(tmp_path / "experiments"),
-            "--concurrency", "2", "--queue-size", str(CLIENTS), "--memory-budget-mb", str(MEMORY_BUDGET_MB)]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    with serve(argv, port, tmp_path / "server.log", env) as server:
-        report = run_load(f"http://127.0.0.1:{port}/", server.pid, plan, "experiments/tiny/models/net_g_1.pth")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "REALESRGAN_EXT_CACHE": str(tmp_path / "c")}
+    options = ["--concurrency", "2", "--queue-size", str(CLIENTS), "--memory-budget-mb", str(MEMORY_BUDGET_MB)]
+    report = load_page(REPO / "scripts" / "webui.py", tmp_path, tmp_path / "experiments", plan, MODEL, options, env)
     print("\n".join(report.lines()))
     assert report.count("lost") == 0 and report.count("wrong") == 0, "\n".join(report.lines())
     assert report.count("served") == CLIENTS * UPLOADS - 1 and report.count("refused") == 1

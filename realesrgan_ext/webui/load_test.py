@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -128,6 +130,34 @@ def expected_result(path: Path, upscaler: Upscaler, folder: Path) -> np.ndarray:
     image = load_image(path)
     written = save_image(folder / f"{path.stem}_out.{choose_extension(image)}", upscaler.upscale(image.pixels))
     return load_image(written).pixels
+
+
+def write_tiny_model(path: Path) -> Path:
+    """A tiny RRDB x4 checkpoint (8 features, one block, a bicubic global skip: its output is a picture)."""
+    import torch
+
+    from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
+
+    torch.manual_seed(0)
+    arch = {"scale": 4, "num_feat": 8, "num_block": 1, "num_grow_ch": 8, "global_skip": "bicubic"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"params_ema": RRDBGenerator(**arch).state_dict(), "arch": {"type": "RRDBGenerator", **arch}}, path)
+    return path
+
+
+def load_page(webui: Path, work: Path, experiments: Path, plan: list[list[Job]], model: str, options: list[str],
+              env: dict[str, str] | None = None) -> LoadReport:
+    """Start ``webui`` (``scripts/webui.py``) on a free port with ``--output work/out``, ``--experiments``
+    and the flags ``options``, run ``plan`` against it with ``model`` (a dropdown value), stop it; its
+    console goes to ``work/server.log``."""
+    work.mkdir(parents=True, exist_ok=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = [sys.executable, str(webui), "--port", str(port), "--device", "cpu", "--output", str(work / "out"),
+            "--experiments", str(experiments), *options]
+    with serve(argv, port, work / "server.log", env) as server:
+        return run_load(f"http://127.0.0.1:{port}/", server.pid, plan, model)
 
 
 @contextmanager
