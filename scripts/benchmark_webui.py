@@ -81,7 +81,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     failed = False
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for concurrency in args.concurrency:
-        options = ["--concurrency", str(concurrency), "--queue-size", str(args.clients),
+        options = ["--concurrency", str(concurrency), "--queue-size", str(2 * args.clients),
                    "--memory-budget-mb", str(args.memory_budget_mb)]
         report = load_page(REPO / "scripts" / "webui.py", work / f"c{concurrency}", work / "experiments", plan,
                            model, options, env)

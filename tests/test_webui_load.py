@@ -30,7 +30,7 @@ def test_concurrent_clients_are_all_served_correctly_and_the_bomb_refused(tmp_pa
     checkpoint = write_tiny_model(tmp_path / MODEL)
     plan = load_jobs(tmp_path / "uploads", Upscaler(checkpoint, precision="fp32", device="cpu"), CLIENTS, UPLOADS)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "REALESRGAN_EXT_CACHE": str(tmp_path / "c")}
-    options = ["--concurrency", "2", "--queue-size", str(CLIENTS), "--memory-budget-mb", str(MEMORY_BUDGET_MB)]
+    options = ["--concurrency", "2", "--queue-size", str(2 * CLIENTS), "--memory-budget-mb", str(MEMORY_BUDGET_MB)]
     report = load_page(REPO / "scripts" / "webui.py", tmp_path, tmp_path / "experiments", plan, MODEL, options, env)
     print("\n".join(report.lines()))
     assert report.count("lost") == 0 and report.count("wrong") == 0, "\n".join(report.lines())

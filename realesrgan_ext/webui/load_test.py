@@ -38,6 +38,7 @@ from realesrgan_ext.inference.upscaler import Upscaler
 BOMB_SIDE = 30000  # the PNG bomb's declared width and height (900 MP; decoded, 2.7 GB)
 BOMB_REFUSAL = "max_image_pixels"  # what the page's answer to it must name
 SAMPLE_EVERY = 0.02  # seconds between two readings of the server's resident memory
+CLIENT_TIMEOUT = 600  # seconds a client waits on one HTTP call (gradio_client's 20 s fail on a busy machine)
 
 
 @dataclass
@@ -230,7 +231,7 @@ def _client(url: str, jobs: list[Job], model: str, backend: str, precision: str,
 
     with tempfile.TemporaryDirectory(prefix="webui-load-") as downloads:
         try:
-            client = Client(url, verbose=False, download_files=downloads)
+            client = Client(url, verbose=False, download_files=downloads, httpx_kwargs={"timeout": CLIENT_TIMEOUT})
         except Exception as err:  # noqa: BLE001  (every job of this client is lost; the report says why)
             outcomes += [Outcome(j.path.name, "lost", 0.0, f"cannot connect: {err}") for j in jobs]
             return
