@@ -37,6 +37,21 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture
+def no_cuda_calls(monkeypatch):
+    """basicsr's Real-ESRGAN models on CPU: their ``.cuda()`` calls become no-ops, and their
+    ``filter2D`` (which fails on CPU after JPEG: a non-contiguous tensor meets ``.view``) gets a
+    contiguous copy, which changes no value."""
+    import basicsr.models.realesrgan_model
+    import basicsr.models.realesrnet_model
+    from basicsr.utils.img_process_util import filter2D
+
+    monkeypatch.setattr(torch.nn.Module, "cuda", lambda self, *a, **k: self)
+    monkeypatch.setattr(torch.Tensor, "cuda", lambda self, *a, **k: self)
+    for module in (basicsr.models.realesrgan_model, basicsr.models.realesrnet_model):
+        monkeypatch.setattr(module, "filter2D", lambda img, kernel: filter2D(img.contiguous(), kernel))
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return

@@ -76,3 +76,91 @@ def run_train(root: Path, opt_path: Path, *args: str, timeout: int = 600) -> str
 def read_log(exp: Path) -> str:
     """Every ``train_*.log`` of an experiment folder, in order."""
     return "\n".join(p.read_text() for p in sorted(exp.glob("train_*.log")))
+
+
+# Real-ESRGAN's published option layout (xinntao/Real-ESRGAN options/*.yml), values as published.
+KERNELS = ["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso"]
+REAL_ESRGAN_PIPELINE = {  # top level, read by its models
+    "resize_prob": [0.2, 0.7, 0.1], "resize_range": [0.15, 1.5], "gaussian_noise_prob": 0.5,
+    "noise_range": [1, 30], "poisson_scale_range": [0.05, 3], "gray_noise_prob": 0.4, "jpeg_range": [30, 95],
+    "second_blur_prob": 0.8, "resize_prob2": [0.3, 0.4, 0.3], "resize_range2": [0.3, 1.2],
+    "gaussian_noise_prob2": 0.5, "noise_range2": [1, 25], "poisson_scale_range2": [0.05, 2.5],
+    "gray_noise_prob2": 0.4, "jpeg_range2": [30, 95]}
+REAL_ESRGAN_KERNELS = {  # datasets.train, read by its RealESRGANDataset
+    "blur_kernel_size": 21, "kernel_list": KERNELS, "kernel_prob": [0.45, 0.25, 0.12, 0.03, 0.12, 0.03],
+    "sinc_prob": 0.1, "blur_sigma": [0.2, 3], "betag_range": [0.5, 4], "betap_range": [1, 2],
+    "blur_kernel_size2": 21, "kernel_list2": KERNELS, "kernel_prob2": [0.45, 0.25, 0.12, 0.03, 0.12, 0.03],
+    "sinc_prob2": 0.1, "blur_sigma2": [0.2, 1.5], "betag_range2": [0.5, 4], "betap_range2": [1, 2],
+    "final_sinc_prob": 0.8}
+PUBLISHED_FILES = ("train_realesrnet_x4plus", "train_realesrgan_x4plus", "train_realesrnet_x2plus",
+                   "train_realesrgan_x2plus", "finetune_realesrgan_x4plus", "finetune_realesrgan_x4plus_pairdata")
+
+
+def real_esrgan_options(file: str, data: dict, pretrain: dict | None = None, gt_size: int = 32, batch: int = 2,
+                        tiny_net: dict | None = None, perceptual: dict | None = None) -> dict:
+    """The option dict of Real-ESRGAN's published ``file``, laid out as published, with only what a
+    user edits changed: the data paths (``data``: ``dataroot_gt``, ``meta_info``, ``dataroot_lq``),
+    ``path.pretrain_network_*`` (``pretrain``; ``~`` when not given), ``num_gpu: 0`` and the sizes
+    (``gt_size``, batch, ``queue_size``, iterations, and ``tiny_net`` merged into the networks).
+    ``perceptual``: replaces the published ``perceptual_opt`` (its VGG19 needs weights)."""
+    gan, paired = "realesrgan" in file, file.endswith("pairdata")
+    scale = 2 if file.endswith("x2plus") else 4
+    opt = {"name": file, "model_type": "RealESRGANModel" if gan else "RealESRNetModel", "scale": scale,
+           "num_gpu": 0, "manual_seed": 0}
+    if gan:
+        opt.update(l1_gt_usm=True, percep_gt_usm=True, gan_gt_usm=False)
+    else:
+        opt["gt_usm"] = True
+    if paired:
+        opt["high_order_degradation"] = False
+    else:
+        opt.update(REAL_ESRGAN_PIPELINE, gt_size=gt_size, queue_size=2 * batch)
+    train_set = {"name": "DF2K+OST", "type": "RealESRGANPairedDataset" if paired else "RealESRGANDataset",
+                 **data, "io_backend": {"type": "disk"}}
+    if not paired:
+        train_set.update(REAL_ESRGAN_KERNELS)
+    train_set.update(gt_size=gt_size, use_hflip=True, use_rot=False, use_shuffle=True, num_worker_per_gpu=0,
+                     batch_size_per_gpu=batch, dataset_enlarge_ratio=1, prefetch_mode=None)
+    opt["datasets"] = {"train": train_set}
+    opt["network_g"] = {"type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_block": 23,
+                        "num_grow_ch": 32, **(tiny_net or {})}
+    if scale == 2:
+        opt["network_g"]["scale"] = 2
+    if gan:
+        opt["network_d"] = {"type": "UNetDiscriminatorSN", "num_in_ch": 3, "num_feat": 64, "skip_connection": True,
+                            **({"num_feat": tiny_net["num_feat"]} if tiny_net else {})}
+    opt["path"] = {"pretrain_network_g": None, "param_key_g": "params_ema",
+                   "strict_load_g": file != "train_realesrnet_x2plus", "resume_state": None}
+    if file.startswith("finetune"):
+        opt["path"].update(pretrain_network_d=None, param_key_d="params", strict_load_d=True)
+    opt["path"].update(pretrain or {})
+    adam = {"type": "Adam", "lr": 1e-4 if gan else 2e-4, "weight_decay": 0, "betas": [0.9, 0.99]}
+    opt["train"] = {"ema_decay": 0.999, "optim_g": dict(adam),
+                    "scheduler": {"type": "MultiStepLR", "milestones": [400000], "gamma": 0.5},
+                    "total_iter": 2, "warmup_iter": -1,
+                    "pixel_opt": {"type": "L1Loss", "loss_weight": 1.0, "reduction": "mean"}}
+    if gan:
+        opt["train"]["optim_d"] = dict(adam)
+        opt["train"]["perceptual_opt"] = perceptual or {
+            "type": "PerceptualLoss", "layer_weights": {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1, "conv4_4": 1,
+                                                        "conv5_4": 1},
+            "vgg_type": "vgg19", "use_input_norm": True, "perceptual_weight": 1.0, "style_weight": 0,
+            "range_norm": False, "criterion": "l1"}
+        opt["train"]["gan_opt"] = {"type": "GANLoss", "gan_type": "vanilla", "real_label_val": 1.0,
+                                   "fake_label_val": 0.0, "loss_weight": 0.1}
+        opt["train"].update(net_d_iters=1, net_d_init_iters=0)
+    opt["logger"] = {"print_freq": 1, "save_checkpoint_freq": 2, "use_tb_logger": False,
+                     "wandb": {"project": None, "resume_id": None}}
+    opt["dist_params"] = {"backend": "nccl", "port": 29500}
+    return opt
+
+
+def write_hr_folder(root: Path, sizes: list[tuple[int, int]]) -> dict:
+    """HR images of ``sizes`` (h, w) and a Real-ESRGAN meta-info list; the dataset keys pointing at them."""
+    root.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, (h, w) in enumerate(sizes):
+        cv2.imwrite(str(root / f"hr{i}.png"), smooth_image(h, w, seed=10 + i))
+        names.append(f"hr{i}.png")
+    (root / "meta_info.txt").write_text("\n".join(names) + "\n")
+    return {"dataroot_gt": str(root), "meta_info": str(root / "meta_info.txt")}

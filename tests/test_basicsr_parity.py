@@ -3,14 +3,20 @@
 One training iteration of ``AdversarialSRModel`` (PSNR stage, SRGAN, ESRGAN) against BasicSR's
 ``SRModel`` / ``SRGANModel`` / ``ESRGANModel``, and ``VGGPerceptualLoss`` against BasicSR's
 ``PerceptualLoss`` reading the same torchvision-layout VGG19 weights file (random, made here).
+Real-ESRNet / Real-ESRGAN: the whole chain from the HR files (dataset, synthesis, crop, pool,
+sharpened targets, one step) against basicsr's own ``RealESRGANDataset`` and models.
 """
 
 import copy
+import random
 
+import numpy as np
 import pytest
 import torch
+from basicsr.data import build_dataset
 from basicsr.losses import build_loss
 from basicsr.models import build_model
+from helpers import real_esrgan_options, write_hr_folder
 from torch import nn
 
 from realesrgan_ext.tools.train_benchmark import random_vgg19_file
@@ -118,3 +124,83 @@ def test_perceptual_loss_equals_basicsr(criterion, vgg_file):
     our_grad, = torch.autograd.grad(our_value, pred)
     their_grad, = torch.autograd.grad(their_value, pred)
     torch.testing.assert_close(our_grad, their_grad, rtol=1e-4, atol=1e-5 * their_grad.abs().max().item())
+
+
+REAL_BATCH, REAL_GT_SIZE, HR_SIDE = 2, 32, 96
+TINY_SRVGG = {"type": "SRVGGNetCompact", "num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_conv": 2,
+              "upscale": 4, "act_type": "prelu"}
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def real_esrgan_batch(dataset_opt: dict, dataset_type: str, seed: int) -> dict:
+    """A training batch of ``dataset_type`` (ours or basicsr's) drawn under ``seed``."""
+    seed_all(seed)
+    dataset = build_dataset({**copy.deepcopy(dataset_opt), "type": dataset_type, "phase": "train", "scale": 4})
+    items = [dataset[i] for i in range(REAL_BATCH)]
+    return {key: torch.stack([item[key] for item in items]) for key in ("gt", "kernel1", "kernel2", "sinc_kernel")}
+
+
+def real_esrgan_batches(dataset_opt: dict, steps: int) -> list[dict]:
+    """basicsr's dataset's batches, after checking that ours draws the same HR crops and kernels. The
+    models get the top-left ``HR_SIDE`` px of each 400 px crop: the same arithmetic, a tenth of the time."""
+    batches = []
+    for step in range(steps):
+        theirs = real_esrgan_batch(dataset_opt, "RealESRGANDataset_basicsr", seed=step)
+        ours = real_esrgan_batch(dataset_opt, "RealESRGANDataset", seed=step)
+        for key, value in theirs.items():
+            torch.testing.assert_close(ours[key], value, rtol=0, atol=0, msg=key)
+        batches.append({**theirs, "gt": theirs["gt"][..., :HR_SIDE, :HR_SIDE].contiguous()})
+    return batches
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["train_realesrnet_x4plus", "train_realesrgan_x4plus"])
+def test_realesrgan_chain_equals_basicsr(stage, tmp_path, no_cuda_calls, one_torch_thread):
+    """Same option file, our class names vs basicsr's: same HR crops and kernels, then for two
+    batches (the pool fills, then exchanges) the same LR, HR and every loss target, then the same step.
+
+    Real-ESRNet sharpens the whole HR crop before cutting the patch; Real-ESRGAN sharpens
+    the patch that leaves the pool. ``second_blur_prob: 1`` (Real-ESRNet) must still draw its number.
+    """
+    gan = "realesrgan" in stage
+    data = write_hr_folder(tmp_path / "hr", [(90, 70), (410, 430)])  # one padded to 400, one cropped
+    opt = real_esrgan_options(stage, data, gt_size=REAL_GT_SIZE, batch=REAL_BATCH)
+    opt.update(dist=False, is_train=True, rank=0, world_size=1, network_g=dict(TINY_SRVGG),
+               second_blur_prob=0.8 if gan else 1.0, queue_size=REAL_BATCH)
+    opt["path"].update(models=str(tmp_path), training_states=str(tmp_path))
+    opt["train"].pop("perceptual_opt", None)  # its VGG19 is compared on its own above
+    if gan:
+        opt["network_d"]["num_feat"] = 8
+    theirs = copy.deepcopy(opt)
+    theirs["model_type"] += "_basicsr"
+    if gan:  # basicsr's GANLoss in basicsr's model, ours in ours (their own parity: test above)
+        opt["train"]["gan_opt"] = {"type": "VanillaGANLoss", "loss_weight": 0.1}
+    model, reference = build_model(opt), build_model(theirs)
+    copy_weights(reference, model)
+    for step, batch in enumerate(real_esrgan_batches(opt["datasets"]["train"], steps=2)):
+        for m in (model, reference):
+            seed_all(100 + step)
+            m.feed_data({k: v.clone() for k, v in batch.items()})
+        assert model.lq.shape == (REAL_BATCH, 3, REAL_GT_SIZE // 4, REAL_GT_SIZE // 4)
+        torch.testing.assert_close(model.lq, reference.lq, rtol=0, atol=1e-6)
+        targets = model.loss_targets()
+        if gan:  # the patch out of the pool, sharpened after it (l1_gt_usm, percep_gt_usm; gan_gt_usm: False)
+            torch.testing.assert_close(model.gt, reference.gt, rtol=0, atol=0)
+            expected = {"l_g_pix": reference.gt_usm, "l_g_percep": reference.gt_usm, "gan": reference.gt}
+        else:  # gt_usm: the 400 px crop sharpened, then cut; the pool holds the sharpened patch
+            expected = dict.fromkeys(("l_g_pix", "l_g_percep", "gan"), reference.gt)
+        for name, target in expected.items():
+            torch.testing.assert_close(targets[name], target, rtol=0, atol=1e-6, msg=name)
+    model.optimize_parameters(1)
+    reference.optimize_parameters(1)
+    for name in ("net_g", "net_g_ema") + (("net_d",) if gan else ()):
+        assert_same_parameters(getattr(model, name), getattr(reference, name))
+    ours, theirs = model.get_current_log(), reference.get_current_log()
+    assert ours["l_g_pix"] == pytest.approx(theirs["l_g_pix" if gan else "l_pix"], rel=1e-5)
+    for key in ("l_g_gan", "l_d_real", "l_d_fake", "out_d_real", "out_d_fake") if gan else ():
+        assert ours[key] == pytest.approx(theirs[key], rel=1e-5), key

@@ -102,11 +102,31 @@ def test_gray_rgba_and_16bit_load(tmp_path):
     g = items["gray"]["gt"]
     assert torch.equal(g[0], g[1]) and torch.equal(g[1], g[2])
     assert torch.allclose(g[0], torch.from_numpy(gray / 255.0).float())
-    with pytest.warns(UserWarning, match="alpha"):
-        assert ds[ds.pairs.index(("rgba", "rgba"))]["gt"].shape == (3, 16, 16)
+    rgb = torch.from_numpy(rgba[:, :, 2::-1] / 255.0).float().permute(2, 0, 1)  # alpha dropped, as imfrombytes
+    torch.testing.assert_close(ds[ds.pairs.index(("rgba", "rgba"))]["gt"], rgb)
     d = items["deep"]["gt"]
     assert torch.allclose(d[2], torch.full((16, 16), 32768 / 65535))  # BGR blue -> RGB channel 2
     assert torch.allclose(d[0], torch.ones(16, 16))
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_training_images_follow_exif_orientation_as_basicsr(fmt):
+    """An orientation-6 photo (stored sideways) is read upright, exactly as basicsr's imfrombytes reads it."""
+    import io
+
+    from basicsr.utils import imfrombytes
+    from PIL import Image
+
+    from realesrgan_ext.data.image_io import load_training_image
+
+    pixels = smooth_image(12, 20, seed=3)[:, :, ::-1]  # RGB, 12 high, 20 wide as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, fmt, exif=exif, quality=95)
+    ours = load_training_image(buffer.getvalue(), "photo")
+    assert ours.shape == (20, 12, 3)
+    np.testing.assert_array_equal(ours, imfrombytes(buffer.getvalue(), float32=True))
 
 
 def write_lmdb(folder, path):

@@ -1,8 +1,6 @@
-"""RealESRGANSRModel against basicsr's RealESRNetModel / RealESRGANModel: same data in, same numbers out.
+"""RealESRGANSRModel: options, pool, resume, paired batches (its parity with basicsr: test_basicsr_parity.py).
 
-basicsr's classes hard-code ``.cuda()``; the tests make it a no-op so they run on CPU. Their
-``filter2D`` also fails on CPU after JPEG (a non-contiguous tensor meets ``.view``); the tests
-hand it a contiguous copy, which changes no value.
+basicsr's classes hard-code ``.cuda()``; ``no_cuda_calls`` (conftest) makes it a no-op on CPU.
 """
 
 import copy
@@ -25,18 +23,6 @@ GT_SIZE, BATCH = 32, 2
 NETWORK_G = {"type": "SRVGGNetCompact", "num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_conv": 2,
              "upscale": 4, "act_type": "prelu"}
 NETWORK_D = {"type": "UNetDiscriminatorSN", "num_in_ch": 3, "num_feat": 8, "skip_connection": True}
-
-
-@pytest.fixture
-def no_cuda_calls(monkeypatch):
-    import basicsr.models.realesrgan_model
-    import basicsr.models.realesrnet_model
-    from basicsr.utils.img_process_util import filter2D
-
-    monkeypatch.setattr(torch.nn.Module, "cuda", lambda self, *a, **k: self)
-    monkeypatch.setattr(torch.Tensor, "cuda", lambda self, *a, **k: self)
-    for module in (basicsr.models.realesrgan_model, basicsr.models.realesrnet_model):
-        monkeypatch.setattr(module, "filter2D", lambda img, kernel: filter2D(img.contiguous(), kernel))
 
 
 def basicsr_degradation_keys(options: DegradationOptions) -> dict:
@@ -108,47 +94,6 @@ def assert_same_state(a: dict, b: dict):
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=lambda m, key=key: f"{key}: {m}")
-
-
-def test_feed_data_degradation_and_pool_match_basicsr_realesrgan(tmp_path, no_cuda_calls):
-    model, reference = make_pair(tmp_path, gan=True)
-    for step in range(4):  # two batches fill the pool, then it exchanges
-        feed_both(model, reference, hr_batch(step), seed=100 + step)
-        assert model.lq.shape == (BATCH, 3, GT_SIZE // 4, GT_SIZE // 4)
-        torch.testing.assert_close(model.lq, reference.lq, rtol=0, atol=1e-6)
-        torch.testing.assert_close(model.gt, reference.gt, rtol=0, atol=0)
-        targets = model.loss_targets()
-        torch.testing.assert_close(targets["l_g_pix"], reference.gt_usm)
-        assert targets["gan"] is model.gt
-
-
-def test_feed_data_lr_matches_basicsr_realesrnet(tmp_path, no_cuda_calls):
-    model, reference = make_pair(tmp_path, gan=False, pool_size=BATCH)
-    feed_both(model, reference, hr_batch(0), seed=3)
-    torch.testing.assert_close(model.lq, reference.lq, rtol=0, atol=1e-6)
-
-
-@pytest.mark.parametrize("gan", [False, True], ids=["realesrnet", "realesrgan"])
-def test_one_iteration_equals_basicsr(tmp_path, no_cuda_calls, gan):
-    """Given the same LR batch and weights: same generator, discriminator and EMA after one step."""
-    model, reference = make_pair(tmp_path, gan=gan)
-    g = torch.Generator().manual_seed(1)
-    lq, gt = torch.rand(BATCH, 3, 8, 8, generator=g), torch.rand(BATCH, 3, GT_SIZE, GT_SIZE, generator=g)
-    model.lq, model.gt = lq, gt
-    reference.lq = lq
-    sharpened = reference.usm_sharpener(gt)
-    if gan:  # RealESRGANModel keeps gt and its sharpened copy; RealESRNetModel sharpens gt itself (gt_usm)
-        reference.gt, reference.gt_usm = gt, sharpened
-    else:
-        reference.gt = sharpened
-    model.optimize_parameters(1)
-    reference.optimize_parameters(1)
-    for name in ("net_g", "net_g_ema") + (("net_d",) if gan else ()):
-        assert_same_state(params(getattr(model, name)), params(getattr(reference, name)))
-    ours, theirs = model.get_current_log(), reference.get_current_log()
-    assert ours["l_g_pix"] == pytest.approx(theirs["l_g_pix" if gan else "l_pix"], rel=1e-5)
-    for key in ("l_g_gan", "l_d_real", "l_d_fake", "out_d_real", "out_d_fake") if gan else ():
-        assert ours[key] == pytest.approx(theirs[key], rel=1e-5), key
 
 
 def test_paired_batches_skip_the_pipeline(tmp_path, no_cuda_calls):

@@ -44,3 +44,11 @@ def test_esrgan_recipe_is_the_published_one():
     train = load("esrgan_x4.yml")["train"]
     assert train["pixel_opt"]["loss_weight"] == 1e-2 and train["pixel_opt"]["criterion"] == "l1"
     assert train["gan_opt"] == {"type": "RelativisticAverageGANLoss", "loss_weight": 5e-3}
+
+
+def test_realesrnet_starts_from_the_gan_trained_esrgan():
+    """Published: RealESRNet_x4plus starts from ESRGAN_SRx4_DF2KOST_official, the GAN-trained ESRGAN."""
+    esrgan = load("esrgan_x4.yml")
+    assert esrgan["network_d"] and esrgan["train"]["gan_opt"]
+    start = load("realesrnet_x4.yml")["path"]["pretrain_network_g"]
+    assert start == f"experiments/{esrgan['name']}/models/net_g_latest.pth"

@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 KERNEL_TYPES = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
 RESIZE_MODES = ("area", "bilinear", "bicubic")  # chosen uniformly at each resize, as Real-ESRGAN
+ROUNDS = ("first", "second", "final")  # the sub-sections of ``degradation:``, in pipeline order
 
 
 @dataclass(frozen=True)
@@ -126,13 +128,14 @@ def _check_range(value: Any, where: str, minimum: float = 0.0, maximum: float = 
     return float(low), float(high)
 
 
-def _parse_dataclass(cls: type, section: dict[str, Any] | None, where: str, defaults: Any) -> Any:
+def _parse_dataclass(cls: type, section: dict[str, Any] | None, where: str, defaults: Any,
+                     shown: Mapping[str, str] | None = None) -> Any:
     section = dict(section or {})
     names = [f.name for f in dataclasses.fields(cls)]
     _check_keys(section, names, where)
     values = {}
     for name, value in section.items():
-        key = f"{where}.{name}"
+        key = shown.get(name, f"{where}.{name}") if shown else f"{where}.{name}"
         default = getattr(defaults, name)
         if name == "kernel_list":
             value = _as_tuple(value, None, key)
@@ -149,23 +152,31 @@ def _parse_dataclass(cls: type, section: dict[str, Any] | None, where: str, defa
     return dataclasses.replace(defaults, **values)
 
 
-def _check_stage(stage: StageOptions, where: str) -> None:
+def _check_stage(stage: StageOptions, where: str, shown: Mapping[str, str] | None = None) -> None:
+    def name(field_name: str) -> str:
+        return shown.get(field_name, field_name) if shown else f"{where}.{field_name}"
+
     if len(stage.kernel_prob) != len(stage.kernel_list) or sum(stage.kernel_prob) <= 0:
-        raise ValueError(f"{where}: kernel_prob needs one positive weight per kernel_list entry "
+        raise ValueError(f"{name('kernel_prob')}: needs one positive weight per {name('kernel_list')} entry "
                          f"({len(stage.kernel_list)}), got {list(stage.kernel_prob)}")
     if len(stage.resize_prob) != 3 or sum(stage.resize_prob) <= 0:
-        raise ValueError(f"{where}.resize_prob: expected 3 weights (up, down, keep), got {list(stage.resize_prob)}")
+        raise ValueError(f"{name('resize_prob')}: expected 3 weights (up, down, keep), got {list(stage.resize_prob)}")
     low, high = stage.resize_range
     up, down, _ = stage.resize_prob
     if low <= 0 or (up > 0 and high < 1) or (down > 0 and low > 1):
-        raise ValueError(f"{where}.resize_range: expected low > 0, low <= 1 when resize_prob can scale down and "
+        raise ValueError(f"{name('resize_range')}: expected low > 0, low <= 1 when resize_prob can scale down and "
                          f"high >= 1 when it can scale up (resize_prob {list(stage.resize_prob)}), got {[low, high]}")
 
 
-def parse_degradation_options(section: dict[str, Any] | None,
-                              where: str = "degradation") -> DegradationOptions:
-    """The validated options of a ``degradation:`` section (``None`` or ``{}`` = the x4plus recipe)."""
+def parse_degradation_options(section: dict[str, Any] | None, where: str = "degradation",
+                              shown: Mapping[str, Mapping[str, str]] | None = None) -> DegradationOptions:
+    """The validated options of a ``degradation:`` section (``None`` or ``{}`` = the x4plus recipe).
+
+    ``shown``: ``{round: {field: name}}``, the names errors give instead of ``where.round.field``
+    (a section translated from another layout reports the keys its file holds).
+    """
     section = dict(section or {})
+    shown = shown or {}
     defaults = DegradationOptions()
     _check_keys(section, [f.name for f in dataclasses.fields(DegradationOptions)], where)
     sizes = defaults.kernel_size_range
@@ -181,11 +192,10 @@ def parse_degradation_options(section: dict[str, Any] | None,
                          "round); remove one of them")
     options = DegradationOptions(
         kernel_size_range=tuple(sizes), second_order=second_order,
-        first=_parse_dataclass(StageOptions, section.get("first"), f"{where}.first", defaults.first),
-        second=_parse_dataclass(StageOptions, section.get("second"), f"{where}.second", defaults.second),
-        final=_parse_dataclass(FinalOptions, section.get("final"), f"{where}.final", defaults.final))
-    _check_stage(options.first, f"{where}.first")
-    _check_stage(options.second, f"{where}.second")
+        **{part: _parse_dataclass(type(getattr(defaults, part)), section.get(part), f"{where}.{part}",
+                                  getattr(defaults, part), shown.get(part)) for part in ROUNDS})
+    _check_stage(options.first, f"{where}.first", shown.get("first"))
+    _check_stage(options.second, f"{where}.second", shown.get("second"))
     return options
 
 

@@ -107,9 +107,14 @@ def random_jpeg(img: torch.Tensor, jpeg_range: tuple[float, float], jpeger: torc
 
 
 def degradation_round(img: torch.Tensor, kernel: torch.Tensor, stage: StageOptions, jpeger: torch.nn.Module,
-                      base_size: tuple[int, int] | None = None, with_jpeg: bool = True) -> torch.Tensor:
-    """One round: blur (with ``stage.blur_prob``), random resize, noise, then JPEG when ``with_jpeg``."""
-    if stage.blur_prob >= 1 or np.random.uniform() < stage.blur_prob:
+                      base_size: tuple[int, int] | None = None, with_jpeg: bool = True,
+                      draw_blur: bool = True) -> torch.Tensor:
+    """One round: blur (with ``stage.blur_prob``), random resize, noise, then JPEG when ``with_jpeg``.
+
+    ``draw_blur=False`` blurs without drawing a number (basicsr's first round); otherwise the draw
+    is made even at probability 1, as basicsr's second round makes it, so the streams stay in step.
+    """
+    if not draw_blur or np.random.uniform() < stage.blur_prob:
         img = blur(img, kernel)
     img = random_noise(random_resize(img, stage, base_size), stage)
     return random_jpeg(img, stage.jpeg_range, jpeger) if with_jpeg else img
@@ -165,7 +170,9 @@ def degrade(hr: torch.Tensor, options: DegradationOptions, scale: int,
             kernels = sample_kernel_batch(options, b)
         k1, k2, sinc = (kernels[key].to(hr.device) for key in KERNEL_KEYS)
         lr_size = (h // scale, w // scale)
-        out = degradation_round(hr, k1, options.first, jpeger, with_jpeg=options.second_order)
+        # basicsr always blurs in round 1 (no draw); a first.blur_prob below 1 needs one
+        out = degradation_round(hr, k1, options.first, jpeger, with_jpeg=options.second_order,
+                                draw_blur=options.first.blur_prob < 1)
         if options.second_order:
             out = degradation_round(out, k2, options.second, jpeger, base_size=lr_size, with_jpeg=False)
         out = final_step(out, sinc, options.final, options.final_jpeg_range, lr_size, jpeger)

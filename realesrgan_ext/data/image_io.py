@@ -1,8 +1,10 @@
 """Decoding images to float arrays the way training and inference both need.
 
-Images are decoded with OpenCV's IMREAD_UNCHANGED so 16-bit and alpha survive decoding;
-``to_float`` then maps integers to [0, 1] by their own range (255 or 65535). Before decoding,
-the header's size and frames are checked against ``Limits`` (``image_header.read_header``).
+``decode_image`` uses OpenCV's IMREAD_UNCHANGED so 16-bit and alpha survive decoding (inference
+keeps both). Training images are decoded as basicsr's ``imfrombytes`` decodes them (IMREAD_COLOR),
+EXIF orientation applied, except that 16-bit depth is kept. ``to_float`` then maps integers to
+[0, 1] by their own range (255 or 65535). Before decoding, the header's size and frames are
+checked against ``Limits`` (``image_header.read_header``).
 """
 
 from __future__ import annotations
@@ -21,26 +23,36 @@ __all__ = ["ImageReadError", "ImageTooLargeError", "decode_image", "decode_with_
            "read_image", "to_bgr", "to_float"]
 
 
-def decode_image(data: bytes, source: str, limits: Limits | None = None) -> np.ndarray:
-    """Decode encoded image bytes as stored: HxW gray, HxWx3 BGR or HxWx4 BGRA; uint8/uint16/float32.
+# OpenCV applies EXIF orientation for every flag but IMREAD_UNCHANGED; these two keep the depth and
+# gray as stored and drop alpha, as IMREAD_COLOR (basicsr's imfrombytes) does.
+TRAINING_DECODE_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
 
-    Raises ``ImageTooLargeError`` (an ``ImageReadError``) before decoding when the header declares
-    more than ``limits`` allow, ``ImageReadError`` for anything unreadable.
+
+def decode_image(data: bytes, source: str, limits: Limits | None = None,
+                 flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
+    """Decode encoded image bytes: HxW gray, HxWx3 BGR or HxWx4 BGRA; uint8/uint16/float32.
+
+    The default flag decodes the pixels as stored (no EXIF rotation, alpha kept). Raises
+    ``ImageTooLargeError`` (an ``ImageReadError``) before decoding when the header declares more
+    than ``limits`` allow, ``ImageReadError`` for anything unreadable.
     """
-    return decode_with_header(data, source, limits)[0]
+    return decode_with_header(data, source, limits, flags)[0]
 
 
-def decode_with_header(data: bytes, source: str, limits: Limits | None = None) -> tuple[np.ndarray, ImageHeader]:
+def decode_with_header(data: bytes, source: str, limits: Limits | None = None,
+                       flags: int = cv2.IMREAD_UNCHANGED) -> tuple[np.ndarray, ImageHeader]:
     """``decode_image``, and the header it was checked against (mode, EXIF orientation, frames)."""
     header = read_header(data, source, limits)
     try:
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error as err:  # OpenCV's own limits (OPENCV_IO_MAX_IMAGE_PIXELS) and decoder failures
         raise ImageReadError(f"{source}: OpenCV refused to decode {header.width}x{header.height} px "
                              f"({_opencv_reason(err)})") from err
     if img is None:
         raise ImageReadError(f"{source}: not a readable image (corrupt, truncated or unknown format)")
-    check_decoded(img.shape, header, source)
+    stored = img.shape[1::-1] if flags != cv2.IMREAD_UNCHANGED and img.shape[:2] == (header.width, header.height) \
+        else img.shape  # EXIF orientation 5..8 applied: height and width swapped
+    check_decoded(tuple(stored), header, source)
     return img, header
 
 
@@ -88,6 +100,10 @@ def to_bgr(img: np.ndarray, source: str = "image") -> np.ndarray:
 
 
 def load_training_image(data: bytes, source: str) -> np.ndarray:
-    """Encoded bytes to float32 HxWx3 BGR in [0, 1] (BasicSR's training convention)."""
-    img = decode_image(data, source)
+    """Encoded bytes to float32 HxWx3 BGR in [0, 1] (BasicSR's training convention).
+
+    As basicsr's ``imfrombytes``: EXIF orientation applied (a portrait photo stored sideways
+    trains upright), alpha dropped, gray replicated to 3 channels; 16-bit keeps its precision.
+    """
+    img = decode_image(data, source, flags=TRAINING_DECODE_FLAGS)
     return to_float(to_bgr(img, source), source)

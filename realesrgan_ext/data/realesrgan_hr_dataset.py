@@ -18,7 +18,7 @@ from basicsr.utils import img2tensor
 from torch.utils.data import Dataset
 
 from realesrgan_ext.data.degradation_kernels import sample_kernels
-from realesrgan_ext.data.degradation_options import parse_degradation_options
+from realesrgan_ext.data.degradation_options import DegradationOptions, parse_degradation_options
 from realesrgan_ext.data.degradations import min_hr_side
 from realesrgan_ext.data.image_io import load_training_image
 from realesrgan_ext.data.image_store import open_store
@@ -78,7 +78,7 @@ class RealESRGANHRDataset(Dataset):
         if gt_size % self.scale or not 0 < gt_size <= self.crop_size:
             raise ValueError(f"gt_size must be a positive multiple of scale {self.scale} and at most crop_size "
                              f"{self.crop_size}, got {gt_size}")
-        self.degradation = parse_degradation_options(opt.get("degradation"), "datasets.train.degradation")
+        self.degradation = self.degradation_options(opt)
         smallest = min_hr_side(self.degradation, self.scale)
         if self.crop_size < smallest:
             raise ValueError(f"crop_size {self.crop_size} is too small for the degradation pipeline: at least "
@@ -86,6 +86,11 @@ class RealESRGANHRDataset(Dataset):
         backend = (opt.get("io_backend") or {}).get("type", "auto")
         self.store = open_store(opt["dataroot_gt"], backend)
         self.keys = list_keys(self.store, opt.get("meta_info_file"))
+
+    @classmethod
+    def degradation_options(cls, opt: dict[str, Any]) -> DegradationOptions:
+        """The kernels' settings: the ``degradation`` section (a subclass may read another layout)."""
+        return parse_degradation_options(opt.get("degradation"), "datasets.train.degradation")
 
     def __len__(self) -> int:
         return len(self.keys)

@@ -7,17 +7,24 @@ training-pair pool; ``loss_targets`` gives each loss the USM-sharpened or the pl
 ``train.usm_sharpen`` says. Without ``network_d`` it is Real-ESRNet (the PSNR stage), with one
 it is Real-ESRGAN. A batch that already has ``lq`` (validation, paired data) is used as is.
 The pool goes into the training state (``training_state_extras`` / ``resume_training``).
+
+Where the targets are sharpened follows basicsr, stage by stage: Real-ESRNet (its
+``RealESRNetModel``, ``gt_usm``) sharpens the whole HR crop, degrades it and cuts the patch from
+the sharpened image, so the pool holds sharpened targets; Real-ESRGAN (its ``RealESRGANModel``)
+sharpens the patch that comes out of the pool. ``settings_of`` reads the options; a subclass
+reading another layout (``models/realesrgan_model.py``) overrides only that.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from basicsr.data.transforms import paired_random_crop
 from basicsr.utils import USMSharp, get_root_logger
 
-from realesrgan_ext.data.degradation_options import degradation_options_of
+from realesrgan_ext.data.degradation_options import DegradationOptions, degradation_options_of
 from realesrgan_ext.data.degradations import KERNEL_KEYS, degrade, make_jpeger
 from realesrgan_ext.data.training_pair_pool import TrainingPairPool
 from realesrgan_ext.models.adversarial_sr_model import AdversarialSRModel
@@ -39,6 +46,17 @@ def usm_sharpen_options(section: dict[str, Any] | None) -> dict[str, bool]:
     return {key: bool(section.get(key, default)) for key, default in USM_DEFAULTS.items()}
 
 
+@dataclass(frozen=True)
+class SynthesisSettings:
+    """How the model makes its training pairs, whichever option layout said so."""
+
+    degradation: DegradationOptions
+    gt_size: int | None  # the patch cut after degrading; None: the whole crop
+    pool_size: int
+    usm_sharpen: dict[str, bool]  # lr_input, pixel, perceptual, gan
+    synthesise: bool = True  # False: the batches bring their LR (Real-ESRGAN's high_order_degradation)
+
+
 @register_part("model")
 class RealESRGANSRModel(AdversarialSRModel):
     """Generator (+ optional U-Net discriminator) trained on the second-order degradation pipeline.
@@ -53,39 +71,61 @@ class RealESRGANSRModel(AdversarialSRModel):
     option_keys = {"train": frozenset({"pool_size", "usm_sharpen"})}
 
     @classmethod
+    def settings_of(cls, opt: dict[str, Any]) -> SynthesisSettings:
+        """The synthesis settings of ``opt`` (``ValueError`` naming the key when one is wrong)."""
+        train = opt.get("train") or {}
+        return SynthesisSettings(degradation=degradation_options_of(opt),
+                                 gt_size=((opt.get("datasets") or {}).get("train") or {}).get("gt_size"),
+                                 pool_size=int(train.get("pool_size", DEFAULT_POOL_SIZE)),
+                                 usm_sharpen=usm_sharpen_options(train.get("usm_sharpen")))
+
+    @classmethod
     def option_conflicts(cls, opt: dict[str, Any]) -> list[str]:
         problems = super().option_conflicts(opt)
-        for check in (lambda: degradation_options_of(opt),
-                      lambda: usm_sharpen_options((opt.get("train") or {}).get("usm_sharpen"))):
-            try:
-                check()
-            except ValueError as error:
-                problems.append(str(error))
+        try:
+            settings = cls.settings_of(opt)
+        except ValueError as error:
+            return [*problems, str(error)]
+        train, usm = opt.get("train") or {}, settings.usm_sharpen
+        if not opt.get("network_d") and train.get("pixel_opt") and train.get("perceptual_opt") \
+                and usm["pixel"] != usm["perceptual"]:
+            problems.append("train.usm_sharpen: pixel and perceptual must agree without network_d (Real-ESRNet "
+                            "sharpens the HR before cutting the patch, so the pool holds one target)")
         return problems
 
     def __init__(self, opt: dict[str, Any]):
         super().__init__(opt)
-        train_dataset = (opt.get("datasets") or {}).get("train") or {}
-        self.degradation = degradation_options_of(opt)
-        self.gt_size = train_dataset.get("gt_size")
-        self.usm_sharpen = usm_sharpen_options((opt.get("train") or {}).get("usm_sharpen"))
-        self.pool = TrainingPairPool(int((opt.get("train") or {}).get("pool_size", DEFAULT_POOL_SIZE)))
+        self.settings = self.settings_of(opt)
+        self.degradation, self.gt_size = self.settings.degradation, self.settings.gt_size
+        self.usm_sharpen = self.settings.usm_sharpen
+        # Real-ESRNet: the pool holds the sharpened HR (basicsr's RealESRNetModel, gt_usm)
+        self.pooled_gt_sharpened = not opt.get("network_d") and any(
+            self.usm_sharpen[USM_TARGET_OF_LOSS[name]] for name in getattr(self, "generator_losses", {}))
+        self.gt_sharpened = False  # self.gt already is the sharpened target (set by feed_data)
+        self.pool = TrainingPairPool(self.settings.pool_size)
         self.usm_sharpener = USMSharp().to(self.device)
         self.jpeger = make_jpeger(self.device)
 
     @torch.no_grad()
     def feed_data(self, data: dict[str, Any]) -> None:
+        self.gt_sharpened = False
         if "lq" in data:
             super().feed_data(data)
             return
+        if not self.settings.synthesise:
+            raise ValueError("high_order_degradation: False trains on given LR, but the training batch has only "
+                             "HR: use a paired dataset (RealESRGANPairedDataset, PairedLRHRDataset)")
         gt = data["gt"].to(self.device)
-        source = self.usm_sharpener(gt) if self.usm_sharpen["lr_input"] else gt
+        sharpened = self.usm_sharpener(gt) if self.usm_sharpen["lr_input"] or self.pooled_gt_sharpened else None
+        source = sharpened if self.usm_sharpen["lr_input"] else gt
         kernels = {key: data[key] for key in KERNEL_KEYS}
         lq = degrade(source, self.degradation, self.opt["scale"], kernels, jpeger=self.jpeger)
+        target = sharpened if self.pooled_gt_sharpened else gt  # sharpened before cutting, as basicsr
         if self.gt_size:
-            gt, lq = paired_random_crop(gt, lq, self.gt_size, self.opt["scale"])
-        lq, self.gt = self.pool.exchange(lq, gt)
+            target, lq = paired_random_crop(target, lq, self.gt_size, self.opt["scale"])
+        lq, self.gt = self.pool.exchange(lq, target)
         self.lq = lq.contiguous()
+        self.gt_sharpened = self.pooled_gt_sharpened
 
     def training_state_extras(self) -> dict[str, Any]:
         """``pools``: every process's training-pair pool, ``pools[rank]``, gathered to rank 0 (which
@@ -120,7 +160,7 @@ class RealESRGANSRModel(AdversarialSRModel):
         get_root_logger().warning(f"Training-pair pool starts empty: {why}")
 
     def loss_targets(self) -> dict[str, torch.Tensor]:
-        if not any(self.usm_sharpen[key] for key in USM_TARGET_OF_LOSS.values()):
+        if self.gt_sharpened or not any(self.usm_sharpen[key] for key in USM_TARGET_OF_LOSS.values()):
             return super().loss_targets()
         with torch.no_grad():
             sharpened = self.usm_sharpener(self.gt)
