@@ -111,15 +111,31 @@ def recorded(kind: str) -> dict[str, type]:
     return dict(_recorded[kind])
 
 
+def _parts_being_imported() -> list[str]:
+    """Our modules whose import is under way: the first ``import basicsr`` (which registers) can
+    come from inside a part module, e.g. a DataLoader worker unpickling a dataset."""
+    return [name for name, module in list(sys.modules.items()) if name.startswith(f"{__package__}.")
+            and getattr(getattr(module, "__spec__", None), "_initializing", False)]
+
+
 def import_part_modules(kind: str) -> list[str]:
     """Import every part module of ``kind`` (``archs/*_arch.py`` ...) so its classes are recorded;
-    returns their names. Adding a part is adding a file."""
+    returns their names. Adding a part is adding a file.
+
+    A part that subclasses one whose import is still under way cannot be imported yet (its base
+    class does not exist); it is left for the next ``register()``, and the module being imported
+    registers its own classes when it finishes.
+    """
     subpackage, suffix, _ = PART_KINDS[kind]
     package = f"{__package__}.{subpackage}"
     folder = Path(__file__).parent / subpackage
     names = sorted(m.name for m in pkgutil.iter_modules([str(folder)]) if m.name.endswith(suffix))
     for name in names:
-        importlib.import_module(f"{package}.{name}")
+        try:
+            importlib.import_module(f"{package}.{name}")
+        except ImportError:
+            if not _parts_being_imported():
+                raise
     return names
 
 

@@ -15,8 +15,8 @@ from typing import Any
 from realesrgan_ext.data.degradation_options import DegradationOptions
 from realesrgan_ext.data.realesrgan_flat_options import (
     DATASET_KEYS,
-    UNUSED_KERNEL_SIZE_KEYS,
-    check_unused_kernel_sizes,
+    INERT_DATASET_KEYS,
+    check_inert_keys,
     flat_degradation_options,
     layout_error,
 )
@@ -42,10 +42,12 @@ def renamed_options(opt: dict[str, Any], renamed: dict[str, str], where: str) ->
 class RealESRGANDataset(RealESRGANHRDataset):
     """HR images with per-image kernels, configured by Real-ESRGAN's flat keys."""
 
-    option_keys = frozenset({*DATASET_KEYS, *UNUSED_KERNEL_SIZE_KEYS, *RENAMED_KEYS})
+    option_keys = frozenset({*DATASET_KEYS, *INERT_DATASET_KEYS, *RENAMED_KEYS})
 
     def __init__(self, opt: dict[str, Any]):
-        super().__init__(renamed_options(opt, RENAMED_KEYS, f"datasets.{opt.get('phase', 'train')}"))
+        where = f"datasets.{opt.get('phase', 'train')}"
+        check_inert_keys(opt, INERT_DATASET_KEYS, where)
+        super().__init__(renamed_options(opt, RENAMED_KEYS, where))
 
     @classmethod
     def degradation_options(cls, opt: dict[str, Any]) -> DegradationOptions:
@@ -55,5 +57,4 @@ class RealESRGANDataset(RealESRGANHRDataset):
         if flat and opt.get("degradation") is not None:
             raise layout_error(f"{where}: {flat[0]} (Real-ESRGAN's layout) and degradation (this project's) "
                                f"are both set; keep one")
-        check_unused_kernel_sizes(opt, where)
         return flat_degradation_options(opt, DATASET_KEYS, where) if flat else super().degradation_options(opt)

@@ -8,7 +8,8 @@ below are derived from the option dataclasses, so a new field gets its flat name
 
 Fixed in Real-ESRGAN's code and therefore not keys there: the first round always blurs, kernel
 sizes are 7..21 (its ``blur_kernel_size`` / ``blur_kernel_size2`` are read but never used), and
-the final step's order is drawn with probability 0.5. These are the defaults here, so a
+the final step's order is drawn with probability 0.5. Keys its files set without effect
+(``INERT_DATASET_KEYS``) are accepted at the value that says what happens anyway. These are the defaults here, so a
 translated file means exactly what it means to Real-ESRGAN.
 """
 
@@ -27,8 +28,16 @@ from realesrgan_ext.data.degradation_options import (
 
 LAYOUT_DOC = "docs/coming-from-basicsr.md"  # the page every layout error points to
 SECOND_ROUND_SUFFIX = "2"
-UNUSED_KERNEL_SIZE_KEYS = ("blur_kernel_size", "blur_kernel_size2")  # Real-ESRGAN reads, never uses them
 REAL_ESRGAN_MAX_KERNEL_SIZE = DegradationOptions().max_kernel_size  # its kernels are 7..21, padded to 21
+# Dataset keys Real-ESRGAN's files set that its code never acts on: key -> (the one value that
+# says what the code does anyway, what it does)
+INERT_DATASET_KEYS: dict[str, tuple[Any, str]] = {
+    "blur_kernel_size": (REAL_ESRGAN_MAX_KERNEL_SIZE, "Real-ESRGAN always uses kernels of 7 to 21 px "
+                         "(other sizes: datasets.train.degradation.kernel_size_range)"),
+    "blur_kernel_size2": (REAL_ESRGAN_MAX_KERNEL_SIZE, "Real-ESRGAN always uses kernels of 7 to 21 px "
+                          "(other sizes: datasets.train.degradation.kernel_size_range)"),
+    "use_shuffle": (True, "BasicSR 1.4.2 always shuffles the training set and never reads this key"),
+}
 
 
 def _field_names(cls: type) -> list[str]:
@@ -69,14 +78,12 @@ def nested_section(section: Mapping[str, Any], table: Mapping[str, tuple[str, st
     return nested
 
 
-def check_unused_kernel_sizes(section: Mapping[str, Any], where: str) -> None:
-    """``blur_kernel_size`` (2): accepted at Real-ESRGAN's only effective value, else an error saying why."""
-    for key in UNUSED_KERNEL_SIZE_KEYS:
-        value = section.get(key, REAL_ESRGAN_MAX_KERNEL_SIZE)
-        if value != REAL_ESRGAN_MAX_KERNEL_SIZE:
-            raise layout_error(f"{where}.{key}: {value!r}; Real-ESRGAN reads it but always uses kernels of 7 to "
-                               f"{REAL_ESRGAN_MAX_KERNEL_SIZE} px, so only {REAL_ESRGAN_MAX_KERNEL_SIZE} means what "
-                               f"it says; for other sizes use datasets.train.degradation.kernel_size_range")
+def check_inert_keys(section: Mapping[str, Any], keys: Mapping[str, tuple[Any, str]], where: str) -> None:
+    """Keys whose value changes nothing in Real-ESRGAN: accepted at the value that says what happens anyway,
+    any other value is an error saying why (it would not do what it says there either)."""
+    for key, (value, why) in keys.items():
+        if key in section and section[key] != value:
+            raise layout_error(f"{where}.{key}: {section[key]!r} has no effect, {why}; set {value!r} or remove it")
 
 
 def flat_degradation_options(section: Mapping[str, Any], table: Mapping[str, tuple[str, str]],
@@ -89,4 +96,7 @@ def flat_degradation_options(section: Mapping[str, Any], table: Mapping[str, tup
     shown: dict[str, dict[str, str]] = {}
     for key, (part, field) in table.items():
         shown.setdefault(part, {})[field] = prefix + key
-    return parse_degradation_options(nested_section(section, table), where or "(top level)", shown)
+    try:
+        return parse_degradation_options(nested_section(section, table), where or "(top level)", shown)
+    except ValueError as error:
+        raise layout_error(str(error)) from None

@@ -14,6 +14,7 @@ import torch
 
 from realesrgan_ext.data.paired_lrhr_dataset import PairedLRHRDataset
 from realesrgan_ext.data.realesrgan_dataset import RENAMED_KEYS, renamed_options
+from realesrgan_ext.data.realesrgan_flat_options import INERT_DATASET_KEYS, check_inert_keys
 from realesrgan_ext.registry import register_part
 
 NORMALIZE_KEYS = ("mean", "std")
@@ -23,10 +24,12 @@ NORMALIZE_KEYS = ("mean", "std")
 class RealESRGANPairedDataset(PairedLRHRDataset):
     """LR/HR pairs configured by Real-ESRGAN's keys (``meta_info``, optional ``mean`` / ``std``)."""
 
-    option_keys = frozenset({*RENAMED_KEYS, *NORMALIZE_KEYS})
+    option_keys = frozenset({*RENAMED_KEYS, *NORMALIZE_KEYS, "use_shuffle"})
 
     def __init__(self, opt: dict[str, Any]):
-        super().__init__(renamed_options(opt, RENAMED_KEYS, f"datasets.{opt.get('phase', 'train')}"))
+        where = f"datasets.{opt.get('phase', 'train')}"
+        check_inert_keys(opt, {"use_shuffle": INERT_DATASET_KEYS["use_shuffle"]}, where)
+        super().__init__(renamed_options(opt, RENAMED_KEYS, where))
         self.mean, self.std = (opt.get(key) for key in NORMALIZE_KEYS)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
