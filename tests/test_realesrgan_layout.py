@@ -67,7 +67,7 @@ def layout_options(tmp_path, file: str) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("file", [f for f in PUBLISHED_FILES if "realesrnet" in f])  # GAN: BasicSR's losses next
+@pytest.mark.parametrize("file", PUBLISHED_FILES)
 def test_published_layout_trains_two_iterations(file, tmp_path, monkeypatch, torchvision_vgg19, one_torch_thread):
     """Validated, then BasicSR's own training loop for two iterations; the generator moved."""
     from basicsr.train import train_pipeline
