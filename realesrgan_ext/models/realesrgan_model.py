@@ -19,6 +19,7 @@ published value.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from realesrgan_ext.data.realesrgan_flat_options import MODEL_KEYS, flat_degradation_options, layout_error
@@ -62,6 +63,12 @@ class RealESRGANLayoutModel(RealESRGANSRModel):
                                    f"set; keep one")
 
     @classmethod
+    def settings_parts(cls, opt: dict[str, Any]) -> list[Callable[[], object]]:
+        return [lambda: cls._layout_clashes(opt), lambda: flat_degradation_options(opt, MODEL_KEYS, ""),
+                lambda: cls._usm_of(opt, {}, True), lambda: _flag(opt, "high_order_degradation"),
+                *super().settings_parts(opt)]
+
+    @classmethod
     def settings_of(cls, opt: dict[str, Any]) -> SynthesisSettings:
         cls._layout_clashes(opt)
         nested = super().settings_of(opt)
@@ -89,7 +96,7 @@ class RealESRGANLayoutModel(RealESRGANSRModel):
         try:
             synthesise = cls.settings_of(opt).synthesise
         except ValueError:
-            return problems  # already listed by super()
+            return problems  # already listed, each by its part
         paired = "dataroot_lq" in ((opt.get("datasets") or {}).get("train") or {})
         if synthesise and paired:
             problems.append(str(layout_error(

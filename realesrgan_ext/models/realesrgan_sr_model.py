@@ -17,6 +17,7 @@ reading another layout (``models/realesrgan_model.py``) overrides only that.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,12 +81,23 @@ class RealESRGANSRModel(AdversarialSRModel):
                                  usm_sharpen=usm_sharpen_options(train.get("usm_sharpen")))
 
     @classmethod
+    def settings_parts(cls, opt: dict[str, Any]) -> list[Callable[[], object]]:
+        """The readers ``settings_of`` is made of, each on its own so a check reports every wrong key."""
+        train = opt.get("train") or {}
+        return [lambda: degradation_options_of(opt), lambda: usm_sharpen_options(train.get("usm_sharpen"))]
+
+    @classmethod
     def option_conflicts(cls, opt: dict[str, Any]) -> list[str]:
-        problems = super().option_conflicts(opt)
-        try:
-            settings = cls.settings_of(opt)
-        except ValueError as error:
-            return [*problems, str(error)]
+        problems, unreadable = super().option_conflicts(opt), False
+        for read in cls.settings_parts(opt):
+            try:
+                read()
+            except ValueError as error:
+                problems.append(str(error))
+                unreadable = True
+        if unreadable:
+            return problems
+        settings = cls.settings_of(opt)
         train, usm = opt.get("train") or {}, settings.usm_sharpen
         if not opt.get("network_d") and train.get("pixel_opt") and train.get("perceptual_opt") \
                 and usm["pixel"] != usm["perceptual"]:
