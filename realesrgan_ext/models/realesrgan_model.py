@@ -87,7 +87,8 @@ class RealESRGANLayoutModel(RealESRGANSRModel):
             value = _flag(opt, key)
             if value is not None:
                 usm.update(dict.fromkeys(targets, value))
-        usm.update(dict.fromkeys(cls.usm_always, True))
+        if "usm_sharpen" not in (opt.get("train") or {}):  # this project's section, when given, says it all
+            usm.update(dict.fromkeys(cls.usm_always, True))
         return usm
 
     @classmethod
