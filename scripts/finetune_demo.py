@@ -10,6 +10,7 @@ fine-tuned model beats x4plus on both PSNR-Y and ST-LPIPS.
 
 from __future__ import annotations
 
+import resource
 import time
 from pathlib import Path
 
@@ -72,5 +73,8 @@ def run_finetune_demo(option: Path) -> int:
     margins = ", ".join(f"{key} {means[TUNED][key] - means[BASELINE][key]:+.4f}" for key in WINS_ON)
     print(f"verdict:      the fine-tuned model {'beats' if wins else 'does NOT beat'} {BASELINE} on "
           f"{' and '.join(WINS_ON)} ({margins})")
-    print(f"total time:   {time.perf_counter() - start:.0f} s")
+    cpu = sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+              for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    print(f"total time:   {time.perf_counter() - start:.0f} s wall, {cpu:.0f} s CPU (on a shared machine the "
+          "CPU time / cores is what it would take alone)")
     return 0 if wins else 1
