@@ -136,6 +136,8 @@ class _Collector:
     # ---- following calls -----------------------------------------------------------------
     def _follow(self, call: ast.Call, env: dict[str, Path], scope: dict[str, Any]) -> None:
         target = _resolve(call.func, scope)
+        if inspect.isfunction(target):  # compat's wrappers (parse_options): read the function they wrap
+            target = inspect.unwrap(target)
         if target is None or _package(target) not in FOLLOWED_PACKAGES or self._depth >= MAX_CALL_DEPTH:
             return
         func = target.__init__ if inspect.isclass(target) else target
