@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -164,3 +165,12 @@ def write_hr_folder(root: Path, sizes: list[tuple[int, int]]) -> dict:
         names.append(f"hr{i}.png")
     (root / "meta_info.txt").write_text("\n".join(names) + "\n")
     return {"dataroot_gt": str(root), "meta_info": str(root / "meta_info.txt")}
+
+
+def load_script(name: str):
+    """``scripts/<name>.py`` imported as a fresh module, for its ``main``."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"script_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

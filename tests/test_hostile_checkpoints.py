@@ -4,7 +4,6 @@ Through the library (``load_model``), the command line (``scripts/inference.py``
 page's request handler (``run_request``); see docs/security.md.
 """
 
-import importlib.util
 import zipfile
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from realesrgan_ext.inference.checkpoint_structure import check_structure, short
 from realesrgan_ext.inference.model_loader import ModelLoadError, ModelTooLargeError, load_model
 from realesrgan_ext.limits import LimitError, Limits
 from realesrgan_ext.utils.checkpoint import checkpoint_problem
+from tests.helpers import load_script
 from tests.hostile import measure
 
 REPO = Path(__file__).resolve().parents[1]
@@ -171,10 +171,7 @@ def test_checkpoint_problem_names_a_state_that_is_not_a_dict(tmp_path):
 
 
 def load_cli():
-    spec = importlib.util.spec_from_file_location("inference_cli_hostile", REPO / "scripts" / "inference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("inference")
 
 
 def test_cli_and_page_refuse_them_with_rc_2_and_a_one_line_reason(files, tmp_path, capsys):

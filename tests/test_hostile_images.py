@@ -3,7 +3,6 @@ bombs. Each is refused from its header (or by its decoder) quickly, in bounded m
 naming the file; through the library, the training reader, the command line and the web page."""
 
 import functools
-import importlib.util
 import io
 import struct
 import zipfile
@@ -22,6 +21,7 @@ from realesrgan_ext.data.image_io import ImageReadError, ImageTooLargeError, dec
 from realesrgan_ext.inference.image_io import decode, load_image
 from realesrgan_ext.inference.upscaler import Upscaler, check_outscale
 from realesrgan_ext.limits import LimitError, Limits
+from tests.helpers import load_script
 from tests.hostile import measure
 
 REPO = Path(__file__).resolve().parents[1]
@@ -187,10 +187,7 @@ def test_outscale_and_output_size_are_checked_before_work():
 
 
 def load_cli():
-    spec = importlib.util.spec_from_file_location("inference_cli_images", REPO / "scripts" / "inference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("inference")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import torch
 
 from realesrgan_ext.inference.batch import Job
 from realesrgan_ext.inference.ray_batch import png_alternative_taken
-from tests.helpers import smooth_image
+from tests.helpers import load_script, smooth_image
 
 REPO = Path(__file__).resolve().parents[1]
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray not installed "
@@ -18,10 +18,7 @@ needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="
 
 
 def load_cli():
-    spec = importlib.util.spec_from_file_location("inference_cli_ray", REPO / "scripts" / "inference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("inference")
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """Video upscaling (realesrgan_ext.video, scripts/inference_video.py) on tiny clips made here with sound."""
 
-import importlib.util
 from pathlib import Path
 
 import av
@@ -14,16 +13,14 @@ from realesrgan_ext.video import encode_settings, probe_video, read_frames, upsc
 from realesrgan_ext.video.mux import decode_times
 from realesrgan_ext.video.pipeline import temporary_output
 from realesrgan_ext.video.sample_clip import make_sample_clip
+from tests.helpers import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 TILE, TILE_PAD = 16, 4  # smaller than the 32x24 frames: the tiled, cross-faded path runs, in batches
 
 
 def load_cli():
-    spec = importlib.util.spec_from_file_location("inference_video_cli", REPO / "scripts" / "inference_video.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("inference_video")
 
 
 @pytest.fixture(scope="module")

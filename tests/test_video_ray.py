@@ -22,6 +22,7 @@ from realesrgan_ext.video.ray_segments import (
 )
 from realesrgan_ext.video.sample_clip import make_sample_clip, panned_frames
 from realesrgan_ext.video.segments import open_work_folder
+from tests.helpers import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray not installed "
@@ -29,10 +30,7 @@ needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="
 
 
 def load_cli():
-    spec = importlib.util.spec_from_file_location("inference_video_cli_ray", REPO / "scripts" / "inference_video.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("inference_video")
 
 
 def b_frame_clip(path, times):

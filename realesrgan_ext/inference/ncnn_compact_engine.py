@@ -20,6 +20,7 @@ from torch.nn import functional as F
 from realesrgan_ext.inference.model_loader import LoadedModel
 from realesrgan_ext.inference.ncnn_compact import COMPACT_TYPE, PIXELSHUFFLE_FACTOR, PIXELSHUFFLE_MODE
 from realesrgan_ext.inference.ncnn_import import BINARYOP_ADD, INTERP_NEAREST, PRELU_NUM_SLOPE, NcnnLayer
+from realesrgan_ext.inference.ncnn_runtime import extract
 from realesrgan_ext.inference.ncnn_writer import _GraphWriter, write_ncnn
 from realesrgan_ext.inference.resized_output import ResizedOutput
 
@@ -79,13 +80,7 @@ class NcnnCompact:
                 raise RuntimeError("ncnn could not load the graph written from this compact model")
 
     def _run(self, chw: np.ndarray) -> np.ndarray:
-        chw = np.ascontiguousarray(chw, dtype=np.float32)  # ncnn.Mat wraps it: keep a reference
-        extractor = self.net.create_extractor()
-        extractor.input("data", self._ncnn.Mat(chw))
-        ret, out = extractor.extract("output")
-        if ret != 0:
-            raise RuntimeError(f"ncnn extract failed with code {ret}")
-        return np.array(out)
+        return extract(self._ncnn, self.net, chw)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.stack([torch.from_numpy(self._run(image.numpy())) for image in x.detach().float().cpu()])

@@ -21,6 +21,7 @@ import torch
 from realesrgan_ext.inference.engines import EngineUnavailable
 from realesrgan_ext.inference.model_loader import LoadedModel
 from realesrgan_ext.inference.ncnn_import import STAGES_BY_SCALE
+from realesrgan_ext.inference.ncnn_runtime import extract
 from realesrgan_ext.inference.ncnn_writer import rrdb_to_ncnn_layers, write_ncnn
 from realesrgan_ext.inference.tail_stripes import run_tail_in_stripes, stripe_rows
 
@@ -84,13 +85,7 @@ class NcnnRRDB:
         return net
 
     def _run(self, net, chw: np.ndarray) -> np.ndarray:
-        chw = np.ascontiguousarray(chw, dtype=np.float32)  # ncnn.Mat wraps it: keep a reference
-        extractor = net.create_extractor()
-        extractor.input("data", self._ncnn.Mat(chw))
-        ret, out = extractor.extract("output")
-        if ret != 0:
-            raise RuntimeError(f"ncnn extract failed with code {ret}")
-        return np.array(out)
+        return extract(self._ncnn, net, chw)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         outputs = []
