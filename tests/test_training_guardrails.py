@@ -57,6 +57,27 @@ def test_guard_passes_a_faithful_upscale_and_names_each_kind_of_collapse():
     assert math.isnan(check.measures()["chroma_ratio"]) and check.problems(bounds) == []
 
 
+def test_guard_lets_a_fine_tune_remove_strong_colour_noise():
+    """A denoising fine-tune's clean output of a noisy input is not a collapse: colour noise on gray
+    photos is not colour the output lost. A gray output of colour photos still is."""
+    noise = torch.Generator().manual_seed(0)
+
+    def noisy(clean):
+        return (clean + 0.15 * torch.randn(clean.shape, generator=noise)).clamp(0, 1)
+
+    def problems(lq, output):
+        check = OutputCheck()
+        check.add(lq, output)
+        return " ".join(check.problems(CollapseGuardOptions()))
+
+    colour = torch.cat([image_tensor(s, 64) for s in range(2)])
+    gray = colour.mean(dim=1, keepdim=True).expand_as(colour)
+    for clean in (gray, colour):
+        denoised = torch.nn.functional.interpolate(clean, scale_factor=4, mode="bicubic").clamp(0, 1)
+        assert problems(noisy(clean), denoised) == ""
+    assert "turned gray" in problems(noisy(colour), denoised.mean(dim=1, keepdim=True).expand_as(denoised))
+
+
 @pytest.mark.parametrize("val, message", [
     ({"keep_best": "lpips"}, "val.keep_best: 'lpips' is not a metric of val.metrics (configured: ['psnr', 'ssim',"),
     ({"collapse_guard": {"min_std_ratio": 2}}, "val.collapse_guard.min_std_ratio: expected a number in [0, 1]"),

@@ -5,9 +5,11 @@ one of three ways that show before any metric is read: the output loses its vari
 washed out), turns gray (colour gone), or drifts in colour (darker, tinted). Each is judged
 against the network's own LR input, so no ground truth and no threshold per data set is needed.
 
-Both images are first area-averaged to the same small size (the LR size / ``POOL``): noise,
-JPEG blocks and hallucinated texture average out, and what is left is the picture's layout
-and colour, which a healthy super-resolution network keeps. Per validation set:
+Both images are first area-averaged to the same coarse grid (at most ``GRID`` x ``GRID`` regions
+of at least ``MIN_REGION`` LR pixels a side): noise, JPEG blocks and hallucinated texture average
+out, and what is left is the picture's layout and colour, which a healthy super-resolution
+network keeps. The regions are large on purpose: strong colour noise on a gray photo must not
+count as colour the output then "loses" when a fine-tune learns to remove it. Per validation set:
 
 - ``min_std_ratio``: spatial standard deviation of the output's luma over the input's (summed
   over the images) must stay at least this; a collapsed network's ratio falls toward 0.
@@ -31,7 +33,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-POOL = 4  # compare at 1/POOL of the LR size
+GRID = 8  # compare on at most GRID x GRID regions ...
+MIN_REGION = 4  # ... of at least this many LR pixels a side (fewer regions on a small image)
 GRAY_INPUT_CHROMA = 0.02  # below this mean chroma the input counts as gray
 LUMA = (0.299, 0.587, 0.114)
 
@@ -84,8 +87,9 @@ def pooled_stats(img: torch.Tensor, size: tuple[int, int]) -> ImageStats:
 
 
 def compare_size(lq: torch.Tensor) -> tuple[int, int]:
-    """The common size both images are pooled to: the LR size / ``POOL``, at least 1 pixel."""
-    return max(1, lq.shape[-2] // POOL), max(1, lq.shape[-1] // POOL)
+    """The grid both images are pooled to: at most ``GRID`` regions a side, each at least ``MIN_REGION``
+    LR pixels, so zero-mean noise of any strength averages out over hundreds of pixels per region."""
+    return tuple(max(1, min(GRID, side // MIN_REGION)) for side in lq.shape[-2:])
 
 
 @dataclass
