@@ -4,9 +4,11 @@ aliases and the convert-once cache."""
 import re
 
 import pytest
+import torch
 
 from realesrgan_ext.inference import bundled_models
 from realesrgan_ext.inference.bundled_models import BUNDLED_MODELS
+from realesrgan_ext.inference.ncnn_import import CONVERTER_LAYOUT
 
 
 def _files(name):
@@ -60,3 +62,10 @@ def test_official_model_path_converts_once(monkeypatch, tmp_path):
     assert path.stat().st_mtime_ns == stamp  # cached, not converted again
     assert not list(path.parent.glob(".*.tmp"))
     assert bundled_models.official_model_path("realesr-animevideov3-x3", refresh=True) == path
+    old = torch.load(path, weights_only=True)
+    del old["source"]["converter_layout"]  # as an older release's converter wrote it
+    torch.save(old, path)
+    bundled_models.official_model_path("realesr-animevideov3-x3")
+    assert torch.load(path, weights_only=True)["source"]["converter_layout"] == CONVERTER_LAYOUT  # converted again
+    path.write_bytes(b"half a file")
+    assert torch.load(bundled_models.official_model_path("realesr-animevideov3-x3"), weights_only=True)["arch"]

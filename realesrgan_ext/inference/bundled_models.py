@@ -96,12 +96,29 @@ def official_model_path(name: str, *, refresh: bool = False) -> Path:
     """Path of the cached BasicSR-style checkpoint of a bundled model, converting it on first use.
 
     ``name``: a key of ``BUNDLED_MODELS`` or an alias (``RealESRGAN_x4plus``...). The file is
-    ``cache_dir('weights')/<name>.pth``.
+    ``cache_dir('weights')/<name>.pth``; one written by a converter with another key layout (an
+    older release: x2 / x3 animevideov3 under keys spandrel mis-reads) is converted again.
     """
     from realesrgan_ext.inference.ncnn_import import convert_ncnn_model
 
     key = canonical_name(name)
     output = cache_dir("weights") / f"{key}.pth"
-    if refresh or not output.is_file():
+    if refresh or not _current_conversion(output):
         convert_ncnn_model(*ncnn_model_files(key), output)
     return output
+
+
+def _current_conversion(path: Path) -> bool:
+    """Whether ``path`` is a checkpoint of this converter's key layout (memory-mapped: reads no weights)."""
+    import torch
+
+    from realesrgan_ext.inference.ncnn_import import CONVERTER_LAYOUT
+
+    if not path.is_file():
+        return False
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - unreadable or foreign: convert again
+        return False
+    source = checkpoint.get("source") if isinstance(checkpoint, dict) else None
+    return isinstance(source, dict) and source.get("converter_layout") == CONVERTER_LAYOUT

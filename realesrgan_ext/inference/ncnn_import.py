@@ -478,6 +478,9 @@ def graph_checkpoint(layers: list[NcnnLayer], source: str = "<ncnn>") -> dict:
     return {"params_ema": state_dict, "arch": arch, "scale": arch["scale"]}
 
 
+CONVERTER_LAYOUT = 2  # recorded in each checkpoint's source; bump when the converter's key layout changes
+
+
 def convert_ncnn_model(param_path: str | Path, bin_path: str | Path, output_path: str | Path) -> Path:
     """Convert an ncnn RRDB or compact model to a BasicSR checkpoint at ``output_path`` (atomic write).
 
@@ -490,5 +493,6 @@ def convert_ncnn_model(param_path: str | Path, bin_path: str | Path, output_path
     checkpoint = graph_checkpoint(layers, str(param_path))
     formats = sorted({layer.weight_format for layer in layers if layer.type == "Convolution"})
     checkpoint["source"] = {"format": "ncnn", "param": param_path.name, "bin": bin_path.name,
-                            "bin_sha256": _sha256(bin_path), "weight_storage": formats}
+                            "bin_sha256": _sha256(bin_path), "weight_storage": formats,
+                            "converter_layout": CONVERTER_LAYOUT}
     return atomic_torch_save(checkpoint, output_path)
