@@ -3,9 +3,12 @@
 The bundled x4plus fine-tuned on the sample tiles for a damage outside its published training
 ranges (``options/finetune_demo_x4plus.yml``), with the guardrails on: the starting model's scores
 as the baseline, the best checkpoint kept by the validation split's ST-LPIPS, the collapse guard.
-Then the evidence, on held-out PHOTOS carrying the same damage (a seed the training never saw):
-``evaluate`` scores the fine-tuned model, x4plus and bicubic, and the demo succeeds only when the
-fine-tuned model beats x4plus on both PSNR-Y and ST-LPIPS.
+Three sets of photos, disjoint: the training photos' tiles; the validation split keep-best judges
+(whole photos held out of training by a seeded draw); and the evidence, the sample set's held-out
+photos WHOLE, each with ``EVAL_COPIES`` draws of the same damage under seeds the training never
+saw. ``evaluate`` scores the fine-tuned model, x4plus and bicubic on them, and the demo succeeds
+only when the fine-tuned model beats x4plus on both PSNR-Y and ST-LPIPS. The splits are rebuilt
+on every run, so a changed ``degradation:`` section is what they carry.
 """
 
 from __future__ import annotations
@@ -18,37 +21,52 @@ import yaml
 from demo import REPO, SAMPLE, build_sample_set, plot, step, train
 
 from realesrgan_ext.tools.finetune_split import make_finetune_split
-from realesrgan_ext.tools.pipeline_lr import degradation_of_file
+from realesrgan_ext.tools.pipeline_lr import degradation_of_file, make_pipeline_val_set
+from realesrgan_ext.tools.sample_data import write_whole_photos
 
 BASELINE = "realesrgan-x4plus"
 TUNED = "fine-tuned"
 EVAL_SEED = 1000  # the held-out photos' LR draws: not the validation split's seed
+EVAL_COPIES = 2  # LR draws per held-out photo: steadies a verdict on few photos
 SPLIT_SEED = 1
+VAL_PHOTOS = 2  # training photos held out, whole, for the validation split
 WINS_ON = ("psnr_y", "stlpips")
 
 
-def build_split(option: Path) -> None:
-    """Training list and validation split (held-out tiles, degraded by the option file's pipeline), once."""
+def split_folder(option: Path) -> Path:
+    """Where the option file's training list lives: the demo's splits go beside it."""
     opt = yaml.safe_load(option.read_text())
-    out = REPO / Path(opt["datasets"]["train"]["meta_info_file"]).parent
-    step(f"validation split: one held-out tile per training photo, degraded by {option.relative_to(REPO)}")
-    if (out / "val" / "low_res").is_dir() and (out / "train.txt").is_file():
-        print(f"{out.relative_to(REPO)} already built")
-        return
+    return REPO / Path(opt["datasets"]["train"]["meta_info_file"]).parent
+
+
+def build_split(option: Path) -> None:
+    """Training list and validation split (whole photos held out, degraded by the option file's pipeline)."""
+    out = split_folder(option)
+    step(f"validation split: {VAL_PHOTOS} training photos held out whole, degraded by {option.relative_to(REPO)}")
     options, scale = degradation_of_file(option)
-    split = make_finetune_split(SAMPLE / "train" / "high_res", out, options, scale, copies=1, seed=SPLIT_SEED)
+    split = make_finetune_split(SAMPLE / "train" / "high_res", out, options, scale, copies=1, seed=SPLIT_SEED,
+                                val_photos=VAL_PHOTOS)
     print(f"{split.train_count} training tiles listed in {split.train_list.relative_to(REPO)}; "
           f"{split.val_count} validation pairs in {split.val_dir.relative_to(REPO)}")
 
 
-def evaluate_on_held_out_photos(option: Path, best: Path, out: Path):
+def build_test_set(option: Path) -> Path:
+    """The held-out sample photos, whole, with ``EVAL_COPIES`` draws of the option file's damage each."""
+    out = split_folder(option)
+    photos = write_whole_photos(out / "test_photos", 4)
+    options, scale = degradation_of_file(option)
+    count = make_pipeline_val_set(out / "test_photos", out / "test", options, scale, EVAL_COPIES, EVAL_SEED)
+    print(f"{count} held-out test pairs ({len(photos)} photos x {EVAL_COPIES} draws, seed {EVAL_SEED}) "
+          f"in {(out / 'test').relative_to(REPO)}")
+    return out / "test"
+
+
+def evaluate_on_held_out_photos(test: Path, best: Path, out: Path):
     """Fine-tuned vs x4plus vs bicubic on the held-out sample photos with the option file's damage."""
     from realesrgan_ext.evaluation import evaluate, means_markdown
 
-    step(f"evaluate on held-out photos ({(SAMPLE / 'val' / 'high_res').relative_to(REPO)}) with the same damage, "
-         f"seed {EVAL_SEED}")
-    report = evaluate([f"{TUNED}={best}", BASELINE], out, hr=SAMPLE / "val" / "high_res", degradation=option,
-                      seed=EVAL_SEED, progress=False)
+    step(f"evaluate on held-out photos ({test.relative_to(REPO)}) with the same damage")
+    report = evaluate([f"{TUNED}={best}", BASELINE], out, hr=test / "high_res", lr=test / "low_res", progress=False)
     print(means_markdown(report))
     return report
 
@@ -58,11 +76,12 @@ def run_finetune_demo(option: Path) -> int:
     start = time.perf_counter()
     build_sample_set()
     build_split(option)
+    test = build_test_set(option)
     exp_dir = train(option)
     plot(exp_dir)
     best = exp_dir / "models" / "net_g_best.pth"
     record = yaml.safe_load((exp_dir / "models" / "net_g_best.json").read_text())
-    report = evaluate_on_held_out_photos(option, best, REPO / "results" / exp_dir.name)
+    report = evaluate_on_held_out_photos(test, best, REPO / "results" / exp_dir.name)
     step("results")
     print(f"experiment:   {exp_dir.relative_to(REPO)} (plots/, models/net_g_best.pth, train_*.log)")
     print(f"kept:         {best.relative_to(REPO)}: iteration {record['iteration']}, {record['metric']} "

@@ -95,7 +95,7 @@ def test_guardrail_options_are_validated(val, message):
 
 
 # ---- keep_best, in the model class ------------------------------------------------------------------
-def make_model(tmp_path, start: Path, **val):
+def make_model(tmp_path, start: Path, train: dict | None = None, **val):
     models = tmp_path / "models"
     models.mkdir(exist_ok=True)
     opt = {"name": "unit", "model_type": "AdversarialSRModel", "scale": 4, "num_gpu": 0, "dist": False,
@@ -104,7 +104,7 @@ def make_model(tmp_path, start: Path, **val):
            "path": {"models": str(models), "training_states": str(tmp_path), "pretrain_network_g": str(start),
                     "param_key_g": "params", "strict_load_g": True, "visualization": str(tmp_path / "vis")},
            "train": {"optim_g": {"type": "Adam", "lr": 1e-4}, "pixel_opt": {"type": "PixelLoss"},
-                     "scheduler": {"type": "MultiStepLR", "milestones": [100], "gamma": 0.5}},
+                     "scheduler": {"type": "MultiStepLR", "milestones": [100], "gamma": 0.5}, **(train or {})},
            "val": {"val_freq": 10, "save_img": False,
                    "metrics": {"psnr": {"type": "calculate_psnr", "crop_border": 0}}, **val}}
     return build_model(opt)
@@ -283,24 +283,65 @@ def test_recipes_start_from_a_bundled_checkpoint_that_fits(recipe):
     assert checkpoint_mismatch(net, path, opt["path"]["param_key_g"], "path.pretrain_network_g") is None
 
 
-def test_finetune_split_holds_out_one_tile_per_photo(tmp_path):
+def test_finetune_split_holds_out_whole_photos(tmp_path):
     from realesrgan_ext.data.degradation_options import parse_degradation_options
     from realesrgan_ext.data.realesrgan_hr_dataset import RealESRGANHRDataset
     from realesrgan_ext.tools.finetune_split import make_finetune_split
+    from realesrgan_ext.tools.image_files import DataToolError
 
     hr = tmp_path / "hr"
     hr.mkdir()
-    for name in ("a_s001", "a_s002", "a_s003", "b_s001", "b_s002", "solo"):
+    names = ("a_s001", "a_s002", "a_s003", "b_s001", "b_s002", "c_s001", "solo")
+    for name in names:
         cv2.imwrite(str(hr / f"{name}.png"), smooth_image(48, 48, seed=len(name)))
     options = parse_degradation_options({"kernel_size_range": [3, 5], "second_order": False})
-    split = make_finetune_split(hr, tmp_path / "split", options, 4, crop=32, copies=2, seed=0)
-    assert split.train_list.read_text().split() == ["a_s001.png", "a_s002.png", "b_s001.png", "solo.png"]
-    assert sorted(p.name for p in (split.val_dir / "low_res").iterdir()) == [
-        "a_s003_d0.png", "a_s003_d1.png", "b_s002_d0.png", "b_s002_d1.png"]
-    assert split.val_count == 4 and split.train_count == 4
+    split = make_finetune_split(hr, tmp_path / "split", options, 4, crop=32, copies=2, seed=0, val_photos=2)
+    trained = [line.removesuffix(".png") for line in split.train_list.read_text().split()]
+    validated = sorted({p.name.rsplit("_d", 1)[0] for p in (split.val_dir / "low_res").iterdir()})
+    photo = lambda name: name.split("_s")[0]  # noqa: E731
+    assert len({photo(n) for n in validated}) == 2 and not {photo(n) for n in validated} & {photo(n) for n in trained}
+    assert sorted(trained + validated) == sorted(names)  # every tile of a held-out photo, none of the others
+    assert split.val_count == 2 * len(validated) and split.train_count == len(trained)
+    again = make_finetune_split(hr, tmp_path / "again", options, 4, crop=32, copies=2, seed=0, val_photos=2)
+    assert again.train_list.read_text() == split.train_list.read_text()  # the same draw
+    with pytest.raises(DataToolError, match="cannot hold out 4 of 4 photo"):
+        make_finetune_split(hr, tmp_path / "bad", options, 4, val_photos=4)
     pairs = PairedLRHRDataset({"name": "v", "dataroot_gt": str(split.val_dir / "high_res"), "scale": 4,
                                "dataroot_lq": str(split.val_dir / "low_res"), "phase": "val"})
     assert pairs[0]["gt"].shape == (3, 32, 32) and pairs[0]["lq"].shape == (3, 8, 8)
     train = RealESRGANHRDataset({"dataroot_gt": str(hr), "meta_info_file": str(split.train_list), "scale": 4,
                                  "crop_size": 48, "gt_size": 32, "degradation": {"kernel_size_range": [3, 5]}})
-    assert train.keys == ["a_s001", "a_s002", "b_s001", "solo"]
+    assert train.keys == trained
+
+
+# ---- train.trainable_g: fine-tune the input side only ------------------------------------------------
+def test_trainable_g_trains_only_the_matching_parameters(tmp_path, one_torch_thread):
+    from basicsr.archs import build_network
+
+    start = tmp_path / "start.pth"
+    torch.save({"params": with_noise(build_network(dict(TINY_SKIP)), 0.05)}, start)
+    before = torch.load(start, weights_only=True)["params"]
+    prefix = variant_prefix(global_skip="bicubic")
+    model = make_model(tmp_path, start, {"trainable_g": r"^(conv_first|body\.0\.rdb1)\."})  # module names
+    hr, lr = write_pair_folders(tmp_path / "train", ["t"], hr_size=32)
+    pair = PairedLRHRDataset({"name": "t", "dataroot_gt": str(hr), "dataroot_lq": str(lr), "scale": 4, "phase": "val"})
+    for it in (1, 2):
+        model.feed_data({key: value[None] for key, value in pair[0].items() if key in ("lq", "gt")})
+        model.optimize_parameters(it)
+    after = model.net_g.state_dict()
+    changed = {key for key in before if not torch.equal(before[key], after[key])}
+    assert changed and all(key.startswith((f"{prefix}conv_first.", f"{prefix}body.0.rdb1.")) for key in changed)
+    assert f"{prefix}conv_first.weight" in changed and f"{LAST}weight" not in changed
+    assert sum(p.numel() for group in model.optimizer_g.param_groups for p in group["params"]) < sum(
+        p.numel() for p in model.net_g.parameters())
+
+
+@pytest.mark.parametrize("pattern, message", [("(", "is not a regular expression"),
+                                              ("^nothing", "matches none of the generator's parameters")])
+def test_trainable_g_errors_name_the_option(tmp_path, pattern, message):
+    from basicsr.archs import build_network
+
+    start = tmp_path / "start.pth"
+    torch.save({"params": build_network(dict(TINY_SKIP)).state_dict()}, start)
+    with pytest.raises(ValueError, match=rf"train\.trainable_g: .*{message}"):
+        make_model(tmp_path, start, {"trainable_g": pattern})

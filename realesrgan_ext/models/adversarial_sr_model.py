@@ -32,6 +32,7 @@ from realesrgan_ext.models.basicsr_losses import (
     build_gan_loss,
     loss_problems,
 )
+from realesrgan_ext.models.trainable_parameters import freeze_all_but
 from realesrgan_ext.models.training_guardrails import TrainingGuardrails
 from realesrgan_ext.models.training_speed import TrainingSpeed
 from realesrgan_ext.registry import register_part
@@ -138,6 +139,10 @@ class AdversarialSRModel(TrainingGuardrails, SRModel):
         self.cri_gan = build_gan_loss(train_opt["gan_opt"]).to(self.device) if self.net_d else None
         self.net_d_iters = train_opt.get("net_d_iters", 1)
         self.net_d_init_iters = train_opt.get("net_d_init_iters", 0)
+        if train_opt.get("trainable_g") is not None:
+            trained, total = freeze_all_but(self.get_bare_model(self.net_g), train_opt["trainable_g"])
+            get_root_logger().info(f"train.trainable_g: training {trained:,} of the generator's {total:,} "
+                                   "parameters; the others stay as loaded")
         self.setup_optimizers()
         self.setup_schedulers()
         self.init_guardrails()  # val_at_start, keep_best, collapse_guard (training_guardrails)

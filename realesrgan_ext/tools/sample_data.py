@@ -108,6 +108,16 @@ def _write_pair(root: Path, split: str, name: str, hr: np.ndarray, scale: int) -
     write_png(root / split / "low_res" / f"{name}.png", bicubic_downscale(hr, scale, name), COMPRESS_LEVEL)
 
 
+def write_whole_photos(folder: str | Path, scale: int, photos: tuple[Photo, ...] = VAL_PHOTOS) -> list[Path]:
+    """Each photo whole (cropped to a multiple of ``scale``) as ``folder/<name>.png``: the fine-tune
+    demo judges on these, not on the sample set's small center crops. Returns the files."""
+    paths = []
+    for photo in photos:
+        paths.append(Path(folder) / f"{photo.name}.png")
+        write_png(paths[-1], mod_crop(load_photo(photo), scale), COMPRESS_LEVEL)
+    return paths
+
+
 def prepare_sample_data(output: str | Path = "datasets/sample", scale: int = 4, *, tile_size: int = 256,
                         val_size: int = 192, train_photos: tuple[Photo, ...] = TRAIN_PHOTOS,
                         val_photos: tuple[Photo, ...] = VAL_PHOTOS, overwrite: bool = False) -> SampleResult:
