@@ -2,6 +2,7 @@
 
     python scripts/benchmark_video.py                       # 480p, 10 frames, x2 and x4 (about 15 min, 2 cores)
     python scripts/benchmark_video.py --frames 4 --scales 4
+    python scripts/benchmark_video.py --device cuda         # on a GPU: RealESRGANer in fp16, as its script runs there
 
 The clip is made here (``video.sample_clip``: a photo panned and zoomed, 854x480, 24 fps, with an
 AAC tone). Each run is a fresh process that starts Python, loads the model and writes an H.264
@@ -11,7 +12,8 @@ file, as a user waits for it:
   defaults (``--backend auto``, whole-frame tiles for this compact model, batches, decode and
   encode threads); ``ours-pytorch-fp32`` the same with ``--backend pytorch --precision fp32``;
 * ``realesrganer`` is Real-ESRGAN 0.3.0's ``inference_realesrgan_video.py`` loop on the same frames
-  and weights: ``RealESRGANer`` (SRVGGNetCompact, fp32 on CPU as ``--fp32``, tile 0, tile_pad 10,
+  and weights: ``RealESRGANer`` (SRVGGNetCompact, fp32 on CPU as ``--fp32``, fp16 on CUDA as its
+  default; tile 0, tile_pad 10,
   pre_pad 0) enhancing frame by frame with ``outscale``, each frame decoded before and encoded
   after it (PyAV, the same libx264 CRF 18 yuv420p), nothing overlapped.
 
@@ -79,8 +81,9 @@ def realesrganer_child(job: dict) -> None:
 
     utils = realesrganer_utils(job["utils"])
     net = SRVGGNetCompact(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upscale=4, act_type="prelu")
+    device = torch.device(job["device"])
     upsampler = utils.RealESRGANer(scale=4, model_path=job["model"], model=net, tile=0, tile_pad=REFERENCE_TILE_PAD,
-                                   pre_pad=REFERENCE_PRE_PAD, half=False, device=torch.device("cpu"))
+                                   pre_pad=REFERENCE_PRE_PAD, half=device.type == "cuda", device=device)
     start, count = time.perf_counter(), 0
     with av.open(job["input"]) as source, av.open(job["output"], "w") as out:
         stream = source.streams.video[0]
@@ -105,7 +108,7 @@ def run(config: str, job: dict, outscale: int) -> dict:
         cmd = [sys.executable, __file__, "--child", json.dumps(child)]
     else:
         cmd = [sys.executable, str(REPO / "scripts" / "inference_video.py"), "-i", job["input"], "-o", str(output),
-               "-m", MODEL, "--outscale", str(outscale)]
+               "-m", MODEL, "--outscale", str(outscale), "--device", job["device"]]
         if config == "ours-pytorch-fp32":
             cmd += ["--backend", "pytorch", "--precision", "fp32"]
     start = time.perf_counter()
@@ -116,11 +119,12 @@ def run(config: str, job: dict, outscale: int) -> dict:
     text = proc.stdout + proc.stderr
     loop = re.search(r"([\d.]+) (?:loop )?fps", text)
     engine = re.search(r"engine=([^,]+(?:, [\d.]+ dB vs fp32 network)?)", text)
+    reference = f"RealESRGANer {'fp16' if job['device'] == 'cuda' else 'fp32'}"
     return {"s": seconds, "loop_fps": float(loop.group(1)) if loop else float("nan"),
-            "engine": engine.group(1) if engine else ("RealESRGANer fp32" if config == "realesrganer" else "?")}
+            "engine": engine.group(1) if engine else (reference if config == "realesrganer" else "?")}
 
 
-def psnr_against_fp32(clip: Path, outscale: int) -> tuple[float, str]:
+def psnr_against_fp32(clip: Path, outscale: int, device: str = "cpu") -> tuple[float, str]:
     """PSNR of our ``--backend auto`` frames against plain PyTorch fp32 (same tiles), and the engine picked."""
     from realesrgan_ext.inference import Upscaler, load_model
     from realesrgan_ext.inference.bundled_models import official_model_path
@@ -131,8 +135,8 @@ def psnr_against_fp32(clip: Path, outscale: int) -> tuple[float, str]:
     info = probe_video(clip)
     model = load_model(official_model_path(MODEL))
     tile = auto_tile(model, info.width, info.height)
-    fast = make_upscaler(model, "auto", "auto", "cpu", tile=tile)
-    exact = Upscaler(model, tile=tile, precision="fp32", device="cpu")
+    fast = make_upscaler(model, "auto", "auto", device, tile=tile)
+    exact = Upscaler(model, tile=tile, precision="fp32", device=device)
     frames = [f.rgb for f, _ in zip(read_frames(info), range(PSNR_FRAMES), strict=False)]
     errors = [np.mean((fast.upscale(f, outscale).astype(np.float64) - exact.upscale(f, outscale)) ** 2)
               for f in frames]
@@ -148,6 +152,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
     p.add_argument("--realesrgan-utils", default=None,
                    help="path of Real-ESRGAN's realesrgan/utils.py (default: the installed realesrgan package's)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="both sides on this device (cuda: RealESRGANer in fp16, ours with --precision auto)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -168,9 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         clip = make_sample_clip(Path(folder) / "clip_480p.mp4", frames=args.frames, width=SIZE[0], height=SIZE[1],
                                 fps=FPS, photo="chelsea")
         job = {"input": str(clip), "out_dir": folder, "model": str(official_model_path(MODEL)),
-               "utils": args.realesrgan_utils}
+               "utils": args.realesrgan_utils, "device": args.device}
         print(f"clip: {SIZE[0]}x{SIZE[1]}, {args.frames} frames at {FPS} fps with AAC audio; model {MODEL} "
-              f"({job['model']}); {os.cpu_count()} CPUs; load before {os.getloadavg()[0]:.2f}", flush=True)
+              f"({job['model']}); {os.cpu_count()} CPUs, device {args.device}; "
+              f"load before {os.getloadavg()[0]:.2f}", flush=True)
         for config in configs:  # untimed: fills the engine caches (ONNX export, OpenVINO compile, probes)
             if config != "realesrganer":
                 run(config, {**job, "input": str(make_sample_clip(Path(folder) / "prime.mp4", frames=1, width=64,
@@ -181,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                 for config in configs:
                     results.setdefault((config, scale), []).append(run(config, job, scale))
                     print(f"  x{scale} {config}: {results[(config, scale)][-1]['s']:.1f} s", flush=True)
-        quality = {scale: psnr_against_fp32(clip, scale) for scale in args.scales}
+        quality = {scale: psnr_against_fp32(clip, scale, args.device) for scale in args.scales}
     print(f"load after {os.getloadavg()[0]:.2f}\n")
     print(" scale config                 s     fps x RESRGANer loop fps  PSNR dB  engine")
     for scale in args.scales:

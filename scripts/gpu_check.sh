@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # GPU check, for a machine with a CUDA GPU (about 5 minutes): the GPU-marked tests, a few hundred
 # iterations of options/esrgan_x4.yml shrunk with --force_yml on CUDA (fp32, bf16, fp16,
-# channels_last, compile), a DDP smoke test with nccl, the Real-ESRGAN degradation step on CUDA
-# and the inference benchmark in fp32 / fp16 / bf16. Prints one table; exits 1 if any row failed.
+# channels_last, compile), a DDP smoke test with nccl, the Real-ESRGAN degradation step on CUDA,
+# the inference benchmark in fp32 / fp16 / bf16 and the video benchmark against RealESRGANer
+# (issue 16's 3x target). Prints one table; exits 1 if any row failed.
 # Without a GPU it says so and exits 0.
 #
 #   bash scripts/gpu_check.sh                   # logs in results/gpu_check/
@@ -107,6 +108,9 @@ fi
 
 # -- inference benchmark on CUDA: fp32 / fp16 / bf16 (and auto), whole process, against RealESRGANer ---------
 row inference_benchmark last_line "$PY" scripts/benchmark_inference.py --device cuda --sizes 256 --repeat 1
+
+# -- video benchmark on CUDA (issue 16's 3x target): 480p, x2 and x4, against RealESRGANer in fp16 ------------
+row video_benchmark last_line "$PY" scripts/benchmark_video.py --device cuda --frames 24 --configs realesrganer ours
 
 echo
 printf '%-26s %-5s %6s  %s\n' "check" "state" "time" "detail (logs: $LOGS/NAME.log)"
