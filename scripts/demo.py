@@ -19,8 +19,9 @@ bicubic-trained model is a baseline and the starting point), then
 and print the PSNR of the real-world model, the bicubic-trained model and bicubic interpolation.
 ``python scripts/demo.py finetune`` (fine-tune the bundled x4plus for a damage it was not trained
 for; scripts/finetune_demo.py): step 1 as above, then
-  2. the split: training tiles listed in datasets/sample/finetune/train.txt, one tile per photo held
-     out and degraded by the option file's pipeline as the validation split that keep_best judges
+  2. the splits: training tiles listed in datasets/sample/finetune/train.txt; two training photos held
+     out whole and degraded by the option file's pipeline as the validation split keep_best judges;
+     the held-out sample photos whole, with two draws of that damage each, as the evidence
   3. train options/finetune_demo_x4plus.yml (baseline at iteration 0, keep-best, collapse guard)
   4. plots (experiments/finetune_demo_x4plus/plots)
   5. scripts/evaluate.py's library on the held-out photos with the same damage: the fine-tuned model

@@ -28,7 +28,7 @@ BASELINE = "realesrgan-x4plus"
 TUNED = "fine-tuned"
 EVAL_SEED = 1000  # the held-out photos' LR draws: not the validation split's seed
 EVAL_COPIES = 2  # LR draws per held-out photo: steadies a verdict on few photos
-SPLIT_SEED = 1
+SPLIT_SEED = 0  # draws grass and motorcycle (seed 1 drew brick and camera, both gray: see benchmarks/finetune_demo.txt)
 VAL_PHOTOS = 2  # training photos held out, whole, for the validation split
 WINS_ON = ("psnr_y", "stlpips")
 
@@ -87,6 +87,9 @@ def run_finetune_demo(option: Path) -> int:
     print(f"kept:         {best.relative_to(REPO)}: iteration {record['iteration']}, {record['metric']} "
           f"{record['value']:.4f} on the validation split (the starting x4plus: {record['baseline']:.4f})")
     print(f"report:       {report.files['html'].relative_to(REPO)}")
+    if record["iteration"] == 0:
+        print(f"note:         no validation beat the starting model on the validation photos, so keep-best kept "
+              f"{BASELINE} itself: the fine-tune did not get through, and nothing worse was kept")
     wins = report.beats(TUNED, BASELINE, WINS_ON)
     means = report.means()
     margins = ", ".join(f"{key} {means[TUNED][key] - means[BASELINE][key]:+.4f}" for key in WINS_ON)
