@@ -304,6 +304,16 @@ def test_sample_photos_are_present_and_splits_disjoint():
     assert len(set(sources)) == len(sources)
 
 
+def test_whole_photos_are_the_photos_cropped_to_the_scale(tmp_path):
+    paths = sample_data.write_whole_photos(tmp_path / "whole", 4)
+    assert [p.stem for p in paths] == [p.name for p in sample_data.VAL_PHOTOS]
+    for path, photo in zip(paths, sample_data.VAL_PHOTOS, strict=True):
+        source = sample_data.load_photo(photo)
+        written = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        h, w = source.shape[0] // 4 * 4, source.shape[1] // 4 * 4
+        assert written.shape == (h, w, 3) and np.array_equal(written, source[:h, :w])
+
+
 def test_sample_builder_is_deterministic(tmp_path):
     subset = {"train_photos": sample_data.TRAIN_PHOTOS[:2], "val_photos": sample_data.VAL_PHOTOS[:1]}
     a = sample_data.prepare_sample_data(tmp_path / "a", 4, tile_size=256, **subset)
