@@ -273,11 +273,12 @@ def _time_finetune(option_file: str, speed: dict[str, Any], warmup: int, iterati
         model = build_model(opt)
         built = _rss_mib()
         times, cpu_times = [], []
-        for it in range(1, warmup + iterations + 1):
+        first = int(opt["train"].get("net_d_init_iters", 0) or 0) + 1  # time joint steps, past a D-only warm-up
+        for it in range(first, first + warmup + iterations):
             start, cpu_start = time.perf_counter(), time.process_time()
             model.feed_data(batches[it % len(batches)])
             model.optimize_parameters(it)
-            if it > warmup:
+            if it >= first + warmup:
                 times.append(time.perf_counter() - start)
                 cpu_times.append(time.process_time() - cpu_start)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
