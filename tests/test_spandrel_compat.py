@@ -34,6 +34,7 @@ VARIANTS = {
                         for s, a in itertools.product((1, 2, 3, 4), COMPACT_ACTIVATIONS)],
     "VGGDiscriminator": [{"num_feat": 8, "input_size": 32}],
     "UNetDiscriminatorSN": [{"num_in_ch": 3, "num_feat": 8}],
+    "ProjectedVGGDiscriminator": [{"layers": ("relu2_2",), "num_feat": 8}],
 }
 
 
