@@ -45,6 +45,7 @@ def test_finetune_benchmark_times_each_precision_in_its_own_process(tmp_path, ca
     opt["path"]["pretrain_network_g"] = None
     opt["datasets"]["train"].update(crop_size=64, gt_size=64)
     del opt["train"]["perceptual_opt"]  # the VGG would be most of the time
+    opt["network_d"].update(layers=["relu2_2"], num_feat=8)  # a small discriminator, still warmed up alone
     option = tmp_path / "tiny_finetune.yml"
     option.write_text(yaml.safe_dump(opt))
     out = tmp_path / "finetune.txt"
