@@ -33,6 +33,21 @@ def load_cli():
     return load_script("inference_video")
 
 
+def tiny_model(tmp_path, key: str = "params_ema"):
+    """A tiny x2 RRDB checkpoint at ``tmp_path/tiny.pth``."""
+    path = tmp_path / "tiny.pth"
+    torch.save({key: RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, scale=2).state_dict()}, path)
+    return path
+
+
+def segmented_run_args(tmp_path) -> list[str]:
+    """The video CLI's arguments (no -o) for a 7-frame clip and the tiny model, in segments of 3 frames."""
+    clip = make_sample_clip(tmp_path / "clip.mp4", frames=7, width=32, height=24, fps=12)
+    return ["-i", str(clip), "-m", str(tiny_model(tmp_path)), "--backend", "pytorch", "--precision", "fp32",
+            "--device", "cpu", "--tile", "16", "--tile-pad", "4", "--lossless", "--batch", "2",
+            "--segment-frames", "3", "--quiet"]
+
+
 def b_frame_clip(path, times):
     """H.264 with B-frames, a key frame every 4 frames and a variable frame rate (``times`` in seconds)."""
     with av.open(str(path), "w") as container:
@@ -94,8 +109,7 @@ def test_segments_are_recorded_in_order_and_failures_reported(tmp_path):
 
 @needs_ray
 def test_unreachable_cluster_exits_2(tmp_path, capsys):
-    torch.save({"params": RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, scale=2).state_dict()},
-               tmp_path / "tiny.pth")
+    tiny_model(tmp_path, key="params")
     clip = make_sample_clip(tmp_path / "clip.mp4", frames=2, width=32, height=24, audio=False)
     argv = ["-i", str(clip), "-o", str(tmp_path / "up.mkv"), "-m", str(tmp_path / "tiny.pth"), "--lossless",
             "--quiet", "--ray", "127.0.0.1:1"]
@@ -109,12 +123,7 @@ def test_unreachable_cluster_exits_2(tmp_path, capsys):
 def test_ray_segments_give_the_frames_of_a_plain_run(tmp_path, one_torch_thread):
     ray = pytest.importorskip("ray")
     torch.manual_seed(0)
-    torch.save({"params_ema": RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, scale=2).state_dict()},
-               tmp_path / "tiny.pth")
-    clip = make_sample_clip(tmp_path / "clip.mp4", frames=7, width=32, height=24, fps=12)
-    common = ["-i", str(clip), "-m", str(tmp_path / "tiny.pth"), "--backend", "pytorch", "--precision", "fp32",
-              "--device", "cpu", "--tile", "16", "--tile-pad", "4", "--lossless", "--batch", "2",
-              "--segment-frames", "3", "--quiet"]
+    common = segmented_run_args(tmp_path)
     cli = load_cli()
     assert cli.main([*common, "-o", str(tmp_path / "plain.mkv")]) == 0
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -160,8 +169,7 @@ def test_actor_reports_a_failed_segment_and_makes_the_others(tmp_path, one_torch
     from realesrgan_ext.video import encode_settings
     from realesrgan_ext.video.ray_segments import SegmentActor
 
-    torch.save({"params_ema": RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, scale=2).state_dict()},
-               tmp_path / "tiny.pth")
+    tiny_model(tmp_path)
     info = probe_video(make_sample_clip(tmp_path / "clip.mp4", frames=4, width=32, height=24, audio=False))
     work, _ = open_work_folder(tmp_path / "work", {}, resume=False)
     work.partial_path(1).mkdir()  # segment 1 cannot be written
@@ -191,12 +199,7 @@ def test_a_failed_segment_exits_1_and_resume_finishes_the_same_video(tmp_path, m
         (Path(constructor["work"]) / "00001.partial").mkdir()
         return in_process(planned, constructor, *ray_options)
 
-    torch.save({"params_ema": RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, scale=2).state_dict()},
-               tmp_path / "tiny.pth")
-    clip = make_sample_clip(tmp_path / "clip.mp4", frames=7, width=32, height=24, fps=12)
-    common = ["-i", str(clip), "-m", str(tmp_path / "tiny.pth"), "--backend", "pytorch", "--precision", "fp32",
-              "--device", "cpu", "--tile", "16", "--tile-pad", "4", "--lossless", "--batch", "2",
-              "--segment-frames", "3", "--quiet"]
+    common = segmented_run_args(tmp_path)
     cli, out = load_cli(), tmp_path / "ray.mkv"
     assert cli.main([*common, "-o", str(tmp_path / "plain.mkv")]) == 0
     monkeypatch.setattr(ray_segments, "_made_on_ray", blocking_segment_1)
