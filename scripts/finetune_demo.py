@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 from demo import REPO, SAMPLE, build_sample_set, plot, step, train
 
+from realesrgan_ext.data.degradation_options import DegradationOptions
 from realesrgan_ext.tools.finetune_split import make_finetune_split
 from realesrgan_ext.tools.pipeline_lr import degradation_of_file, make_pipeline_val_set
 from realesrgan_ext.tools.sample_data import write_whole_photos
@@ -39,22 +40,19 @@ def split_folder(option: Path) -> Path:
     return REPO / Path(opt["datasets"]["train"]["meta_info_file"]).parent
 
 
-def build_split(option: Path) -> None:
+def build_split(option: Path, out: Path, damage: tuple[DegradationOptions, int]) -> None:
     """Training list and validation split (whole photos held out, degraded by the option file's pipeline)."""
-    out = split_folder(option)
     step(f"validation split: {VAL_PHOTOS} training photos held out whole, degraded by {option.relative_to(REPO)}")
-    options, scale = degradation_of_file(option)
-    split = make_finetune_split(SAMPLE / "train" / "high_res", out, options, scale, copies=1, seed=SPLIT_SEED,
+    split = make_finetune_split(SAMPLE / "train" / "high_res", out, *damage, copies=1, seed=SPLIT_SEED,
                                 val_photos=VAL_PHOTOS)
     print(f"{split.train_count} training tiles listed in {split.train_list.relative_to(REPO)}; "
           f"{split.val_count} validation pairs in {split.val_dir.relative_to(REPO)}")
 
 
-def build_test_set(option: Path) -> Path:
+def build_test_set(out: Path, damage: tuple[DegradationOptions, int]) -> Path:
     """The held-out sample photos, whole, with ``EVAL_COPIES`` draws of the option file's damage each."""
-    out = split_folder(option)
-    photos = write_whole_photos(out / "test_photos", 4)
-    options, scale = degradation_of_file(option)
+    options, scale = damage
+    photos = write_whole_photos(out / "test_photos", scale)
     count = make_pipeline_val_set(out / "test_photos", out / "test", options, scale, EVAL_COPIES, EVAL_SEED)
     print(f"{count} held-out test pairs ({len(photos)} photos x {EVAL_COPIES} draws, seed {EVAL_SEED}) "
           f"in {(out / 'test').relative_to(REPO)}")
@@ -75,8 +73,9 @@ def run_finetune_demo(option: Path) -> int:
     """All steps; 0 when the fine-tuned model beats x4plus on PSNR-Y and ST-LPIPS on the held-out photos."""
     start = time.perf_counter()
     build_sample_set()
-    build_split(option)
-    test = build_test_set(option)
+    out, damage = split_folder(option), degradation_of_file(option)  # the option file, read once
+    build_split(option, out, damage)
+    test = build_test_set(out, damage)
     exp_dir = train(option)
     plot(exp_dir)
     best = exp_dir / "models" / "net_g_best.pth"
