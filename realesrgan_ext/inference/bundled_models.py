@@ -9,6 +9,7 @@ The weights are the ncnn files' fp16-rounded values of Real-ESRGAN's released we
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,13 +110,21 @@ def official_model_path(name: str, *, refresh: bool = False) -> Path:
 
 
 def _current_conversion(path: Path) -> bool:
-    """Whether ``path`` is a checkpoint of this converter's key layout (memory-mapped: reads no weights)."""
+    """Whether ``path`` is a checkpoint of this converter's key layout; judged once per file version
+    (path, mtime, size), since the web page resolves a bundled name on every request."""
+    if not path.is_file():
+        return False
+    stat = path.stat()
+    return _layout_is_current(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _layout_is_current(path: str, _mtime_ns: int, _size: int) -> bool:
+    """The check itself, memory-mapped (reads no weights); the file's version is in the cache key."""
     import torch
 
     from realesrgan_ext.inference.ncnn_import import CONVERTER_LAYOUT
 
-    if not path.is_file():
-        return False
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001 - unreadable or foreign: convert again
