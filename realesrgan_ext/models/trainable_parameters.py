@@ -1,13 +1,15 @@
 """``train.trainable_g``: fine-tune only the generator parameters whose names match a pattern.
 
-A short fine-tune of a GAN-trained generator on a new damage drifts its texture towards the
-smooth average that L1 and a perceptual loss reward. Training only the layers that first see the
-input (for RRDB: ``^(conv_first|body\\.[0-3]\\.)``) adapts what the network takes in and keeps the
-rest, the part that draws texture, as it was; the frozen weights also need no gradients. The
-pattern is a Python regular expression searched in each parameter's module name
+Training only the layers that first see the input (for RRDB: ``^(conv_first|body\\.[0-3]\\.)``)
+adapts what the network takes in to a new damage and leaves the rest exactly as loaded, so each
+step moves the model less; the frozen weights also need no gradients. (Measured on the fine-tune
+demo's damages it raised PSNR-Y but did not keep x4plus's GAN texture: a discriminator does that,
+``benchmarks/finetune_demo.txt``.)
+
+The pattern is a Python regular expression searched in each parameter's module name
 (``net.named_parameters()``: ``conv_first.weight``, ``body.0.rdb1.conv1.weight``, ..., without the
-key prefix some variants' checkpoints carry); the others keep ``requires_grad=False`` and are
-left out of the optimizer.
+key prefix some variants' checkpoints carry); the others keep ``requires_grad=False`` and are left
+out of the optimizer.
 """
 
 from __future__ import annotations
