@@ -37,6 +37,7 @@ with frozen_startup():
         DEFAULT_SEGMENT_FRAMES,
         VideoEncodeError,
         VideoInputError,
+        default_codec,
         encode_settings,
         probe_video,
         upscale_video,
@@ -66,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=PRECISIONS, default="auto", help=image["precision"].help)
     p.add_argument("--backend", choices=BACKENDS, default="auto", help=image["backend"].help)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--codec", default=None, help=f"video encoder (default {DEFAULT_CODEC}, yuv420p)")
+    p.add_argument("--codec", default=None, help=f"video encoder (default {DEFAULT_CODEC} in yuv420p where the "
+                   "container holds H.264, else the container's own: VP9 for .webm)")
     p.add_argument("--crf", type=int, default=None,
                    help=f"constant rate factor for encoders that take one (default {DEFAULT_CRF}; lower is better)")
     p.add_argument("--lossless", action="store_true", help="FFV1 in RGB, every upscaled pixel kept exactly (.mkv)")
@@ -99,7 +101,8 @@ def ray_runner(args: argparse.Namespace, tile: int):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = encode_settings(args.codec, args.crf, args.lossless)
+        codec = args.codec or (None if args.lossless else default_codec(Path(args.output)))
+        settings = encode_settings(codec, args.crf, args.lossless)
         info = probe_video(args.input)
         model = image_cli.load_chosen_model(args.model, args.blend)
         tile = args.tile or auto_tile(model, info.width, info.height)

@@ -207,7 +207,22 @@ def test_bad_inputs_exit_2_naming_the_file(tmp_path, model_path, one_torch_threa
     odd = ["-i", str(clip), "-o", str(tmp_path / "odd.mp4"), "-m", str(model_path), "--backend", "pytorch",
            "--outscale", "1.375", "--quiet"]  # 44x33: yuv420p needs even sizes
     assert cli.main(odd) == 2
-    assert "would be 44x33" in capsys.readouterr().err and not (tmp_path / "odd.mp4").exists()
+    assert f"error: {clip}: the output would be 44x33" in capsys.readouterr().err
+    assert not (tmp_path / "odd.mp4").exists()
+
+
+def test_the_codec_follows_the_container_and_the_frame_rate_is_kept(tmp_path, model_path, one_torch_thread, capsys):
+    cli = load_cli()
+    clip = make_sample_clip(tmp_path / "clip.mp4", frames=3, width=32, height=24, fps=12)
+    for suffix, codec, audio in ((".webm", "vp9", "opus"), (".mkv", "h264", "aac"), (".mp4", "h264", "aac")):
+        out = tmp_path / f"up{suffix}"
+        argv = ["-i", str(clip), "-o", str(out), "-m", str(model_path), "--backend", "pytorch", "--quiet"]
+        assert cli.main(argv) == 0, capsys.readouterr().err
+        with av.open(str(out)) as container:
+            video = container.streams.video[0]
+            assert (video.codec_context.name, container.streams.audio[0].codec_context.name) == (codec, audio)
+            assert video.average_rate == 12, suffix  # Matroska / WebM: the default frame duration is written
+            assert sum(1 for _ in container.decode(video)) == 3
 
 
 def test_decode_times_rise_and_never_pass_pts():

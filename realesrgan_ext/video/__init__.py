@@ -18,6 +18,7 @@ from realesrgan_ext.video.encoder import (
     crf_encoders,
     encode_settings,
 )
+from realesrgan_ext.video.mux import default_codec
 from realesrgan_ext.video.pipeline import (
     DEFAULT_BATCH,
     DEFAULT_SEGMENT_FRAMES,
@@ -30,6 +31,7 @@ from realesrgan_ext.video.source import SourceFrame, VideoInfo, VideoInputError,
 
 __all__ = [
     "DEFAULT_BATCH", "DEFAULT_CODEC", "DEFAULT_CRF", "DEFAULT_SEGMENT_FRAMES", "EncodeSettings", "SourceFrame",
-    "VideoEncodeError", "VideoInfo", "VideoInputError", "VideoResult", "crf_encoders", "encode_settings",
+    "VideoEncodeError", "VideoInfo", "VideoInputError", "VideoResult", "crf_encoders", "default_codec",
+    "encode_settings",
     "probe_video", "read_frames", "temporary_output", "upscale_video", "work_folder_for",
 ]

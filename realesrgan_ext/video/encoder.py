@@ -70,13 +70,14 @@ def encode_settings(codec: str | None = None, crf: int | None = None, lossless: 
     return EncodeSettings(codec, pix_fmt, (("crf", str(crf)),) if takes_crf else ())
 
 
-def check_output_size(settings: EncodeSettings, width: int, height: int) -> None:
-    """Refuse a size the pixel format cannot hold (yuv420p: even width and height)."""
+def check_output_size(settings: EncodeSettings, width: int, height: int, source: Path | None = None) -> None:
+    """Refuse a size the pixel format cannot hold (yuv420p: even width and height); names ``source``."""
     fmt = av.VideoFormat(settings.pix_fmt)
     step_w, step_h = _subsampling(fmt)
     if width % step_w or height % step_h:
         raise VideoEncodeError(
-            f"the output would be {width}x{height}, and {settings.pix_fmt} ({settings.codec}) needs a width that is a "
+            f"{str(source) + ': ' if source else ''}the output would be {width}x{height}, and {settings.pix_fmt} "
+            f"({settings.codec}) needs a width that is a "
             f"multiple of {step_w} and a height that is a multiple of {step_h}; choose an --outscale that gives "
             "such a size, or --lossless")
 

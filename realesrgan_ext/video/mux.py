@@ -35,6 +35,18 @@ def output_format(path: Path) -> str:
                                    "(use .mp4, .mkv, .mov...)") from err
 
 
+def default_codec(path: Path) -> str | None:
+    """The encoder for ``path`` when no ``--codec`` is given: None (H.264, the default) where its container
+    holds H.264, else the container's own default (VP9 for .webm, GIF for .gif)."""
+    with av.open(io.BytesIO(), mode="w", format=output_format(path)) as container:
+        if "h264" in container.supported_codecs:
+            return None
+        fallback = container.default_video_codec
+    if fallback in (None, "none"):
+        raise VideoEncodeError(f"{path}: the {output_format(path)} container holds no video")
+    return av.codec.Codec(fallback, "w").name
+
+
 def check_container(path: Path, settings: EncodeSettings) -> str:
     """The muxer for ``path``, after checking it holds ``settings``' codec (``.webm`` does not hold H.264)."""
     fmt = output_format(path)
@@ -82,6 +94,8 @@ def _video_stream(out, template, info: VideoInfo):
     context.color_primaries, context.color_trc, context.color_range = colour.primaries, colour.transfer, colour.range
     context.colorspace = template.codec_context.colorspace or (0 if template.codec_context.pix_fmt in RGB_PIX_FMTS
                                                                else colour.space)
+    if info.average_rate:
+        context.framerate = info.average_rate  # Matroska's default frame duration; players show it as the fps
     if info.rotation:
         stream.set_display_rotation(info.rotation)
     return stream

@@ -104,7 +104,7 @@ def upscale_video(info: VideoInfo, output: str | Path, upscaler: Upscaler, setti
     if output.resolve() == info.path.resolve():
         raise ValueError(f"{output}: the output would overwrite the input")
     fmt = check_container(output, settings)
-    check_output_size(settings, *_output_size(upscaler, info, outscale))
+    check_output_size(settings, *_output_size(upscaler, info, outscale), info.path)
     output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     described = {**(run or {}), **_describe_input(info), "outscale": outscale, "encode": settings.describe(),
