@@ -211,6 +211,20 @@ def test_bad_inputs_exit_2_naming_the_file(tmp_path, model_path, one_torch_threa
     assert not (tmp_path / "odd.mp4").exists()
 
 
+@pytest.mark.parametrize(("variable", "reason"), [("MAX_IMAGE_PIXELS", "a 32x24 frame is 768 px, more than"),
+                                                  ("MAX_OUTPUT_PIXELS", "output of a 32x24 px image")])
+def test_frames_over_the_limits_are_refused_before_any_work(tmp_path, model_path, monkeypatch, capsys, variable,
+                                                            reason):
+    cli = load_cli()
+    clip = make_sample_clip(tmp_path / "clip.mp4", frames=2, width=32, height=24, audio=False)
+    monkeypatch.setenv(f"REALESRGAN_EXT_{variable}", "700")
+    out = tmp_path / "out.mp4"
+    assert cli.main(["-i", str(clip), "-o", str(out), "-m", str(model_path), "--backend", "pytorch", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {clip}: " in err and reason in err, err
+    assert not out.exists() and not work_folder_for(out).exists()
+
+
 def test_the_codec_follows_the_container_and_the_frame_rate_is_kept(tmp_path, model_path, one_torch_thread, capsys):
     cli = load_cli()
     clip = make_sample_clip(tmp_path / "clip.mp4", frames=3, width=32, height=24, fps=12)

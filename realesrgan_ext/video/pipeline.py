@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from realesrgan_ext.inference.model_loader import LoadedModel
 from realesrgan_ext.inference.upscaler import Upscaler
+from realesrgan_ext.limits import LimitError
 from realesrgan_ext.video.encoder import EncodeSettings, check_output_size, encode_frames
 from realesrgan_ext.video.mux import check_container, mux_output
 from realesrgan_ext.video.segments import WorkFolder, open_work_folder, work_folder_for
@@ -105,6 +106,10 @@ def upscale_video(info: VideoInfo, output: str | Path, upscaler: Upscaler, setti
         raise ValueError(f"{output}: the output would overwrite the input")
     fmt = check_container(output, settings)
     check_output_size(settings, *_output_size(upscaler, info, outscale), info.path)
+    try:
+        upscaler.check_output(info.height, info.width, outscale)
+    except LimitError as err:
+        raise LimitError(f"{info.path}: {err}") from err
     output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     described = {**(run or {}), **_describe_input(info), "outscale": outscale, "encode": settings.describe(),

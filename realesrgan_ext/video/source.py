@@ -16,6 +16,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from realesrgan_ext.limits import Limits, over_limit
+
 # What each frame is converted to for the network; the encoder converts back with the same colorspace.
 RGB_FORMAT = "rgb24"
 
@@ -67,15 +69,21 @@ def open_input(path: str | Path) -> av.container.InputContainer:
         raise VideoInputError(f"{path}: not a readable video ({_reason(err)})") from err
 
 
-def probe_video(path: str | Path) -> VideoInfo:
+def probe_video(path: str | Path, limits: Limits | None = None) -> VideoInfo:
     """The first video stream's size, timing, rotation and colour, read from its first decoded frame.
 
     Raises ``VideoInputError`` for a missing or unreadable file, a file without a video stream,
-    or a video stream whose first frame does not decode.
+    or a video stream whose first frame does not decode; ``LimitError`` for a stream whose declared
+    frame size is over ``limits.max_image_pixels`` (checked before a frame is decoded).
     """
     path = Path(path)
+    limits = limits or Limits.from_env()
     with open_input(path) as container:
         stream = _video_stream(container, path)
+        declared = stream.codec_context.width * stream.codec_context.height
+        if declared > limits.max_image_pixels:
+            size = f"{stream.codec_context.width}x{stream.codec_context.height}"
+            raise over_limit(f"{path}: a {size} frame", declared, "max_image_pixels", limits, "px")
         first = next(_decode(container, stream, path), None)
         if first is None:
             raise VideoInputError(f"{path}: the video stream has no decodable frame")
