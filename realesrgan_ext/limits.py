@@ -50,6 +50,8 @@ class Limits:
             its value are two; x4plus has 1400); also bounds its pickle (64 bytes per entry).
         max_images: images in one web request (uploads and zip members together).
         max_request_pixels: decoded pixels of all images in one web request together.
+        max_video_frames: frames of the video of one web request (18000: 10 minutes at 30 fps), counted
+            from the container before any work and while decoding (a container may understate it).
     """
 
     max_image_pixels: int = 2 ** 27
@@ -64,6 +66,7 @@ class Limits:
     max_structure_items: int = 10_000
     max_images: int = field(default=200, metadata=_PAGE)
     max_request_pixels: int = field(default=2 ** 28, metadata=_PAGE)
+    max_video_frames: int = field(default=18_000, metadata=_PAGE)
 
     def __post_init__(self) -> None:
         for f in fields(self):

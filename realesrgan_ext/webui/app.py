@@ -186,7 +186,8 @@ def build_app(settings: WebSettings) -> gr.Blocks:
                   [status, pick, compare, downloads, comparisons], concurrency_id=UPSCALE_QUEUE,
                   concurrency_limit=settings.concurrency)
         pick.change(on_pick, [pick, comparisons], compare)
-    return with_video_tab(app, settings, cache, initial, default, serving.runs, delete_cache=UPLOAD_CLEANUP)
+    return with_video_tab(app, settings, cache, initial, default, serving.runs, serving.budget,
+                          delete_cache=UPLOAD_CLEANUP)
 
 
 def launch(settings: WebSettings, host: str = LOCALHOST, port: int = DEFAULT_PORT) -> None:

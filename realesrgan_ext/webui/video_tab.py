@@ -14,11 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from realesrgan_ext.inference.engines import BACKENDS
 from realesrgan_ext.inference.model_loader import ModelLoadError
-from realesrgan_ext.inference.upscaler import PRECISIONS
+from realesrgan_ext.inference.upscaler import PRECISIONS, Upscaler
+from realesrgan_ext.limits import Limits, over_limit
 from realesrgan_ext.video import (
+    DEFAULT_BATCH,
     DEFAULT_CODEC,
     DEFAULT_CRF,
     VideoEncodeError,
+    VideoInfo,
     VideoInputError,
     crf_encoders,
     encode_settings,
@@ -26,6 +29,7 @@ from realesrgan_ext.video import (
     upscale_video,
 )
 from realesrgan_ext.video.pipeline import auto_tile
+from realesrgan_ext.webui.memory_budget import MemoryBudget, OverBudgetError, video_request_bytes
 from realesrgan_ext.webui.model_choices import CHECKPOINT_SUFFIXES, UpscalerCache, resolve_choice
 from realesrgan_ext.webui.redact import hide_paths
 from realesrgan_ext.webui.runs import RunFolders
@@ -41,23 +45,28 @@ def run_video_request(settings: WebSettings, cache: UpscalerCache, video: str | 
                       checkpoint: str | None, outscale: float | None, tile: int | None, precision: str,
                       backend: str = "auto", codec: str = DEFAULT_CODEC, crf: int | None = DEFAULT_CRF,
                       lossless: bool = False, blend_model: str | None = None, blend_alpha: float = 0.0,
-                      progress=None, runs: RunFolders | None = None) -> tuple[str, Path | None]:
+                      progress=None, runs: RunFolders | None = None,
+                      budget: MemoryBudget | None = None) -> tuple[str, Path | None]:
     """Everything one click of the Video tab does: returns (status markdown, the output file or None).
 
     The upscalers are this request's alone while it runs (``UpscalerCache.use``), its folder is kept from
-    ``runs``' removal of old runs until it ends, and the status names no server path."""
+    ``runs``' removal of old runs until it ends, it holds its estimated memory in ``budget`` (the page's,
+    shared with the image requests) while it runs, and the status names no server path."""
     progress = progress or (lambda fraction, text: None)
     runs = runs or RunFolders(settings.output, settings.keep_runs_hours * 3600, int(settings.keep_runs_mb * 2**20))
+    budget = budget or MemoryBudget(settings.memory_budget_bytes)
     with ExitStack() as stack:
-        text, output = _video_request(stack, settings, cache, runs, video, model, checkpoint, outscale, tile,
-                                      precision, backend, codec, crf, lossless, blend_model, blend_alpha, progress)
+        text, output = _video_request(stack, settings, cache, runs, budget, video, model, checkpoint, outscale,
+                                      tile, precision, backend, codec, crf, lossless, blend_model, blend_alpha,
+                                      progress)
     return hide_paths(text), output
 
 
 def _video_request(stack: ExitStack, settings: WebSettings, cache: UpscalerCache, runs: RunFolders,
-                   video: str | None, model: str | None, checkpoint: str | None, outscale: float | None,
-                   tile: int | None, precision: str, backend: str, codec: str, crf: int | None, lossless: bool,
-                   blend_model: str | None, blend_alpha: float, progress) -> tuple[str, Path | None]:
+                   budget: MemoryBudget, video: str | None, model: str | None, checkpoint: str | None,
+                   outscale: float | None, tile: int | None, precision: str, backend: str, codec: str,
+                   crf: int | None, lossless: bool, blend_model: str | None, blend_alpha: float,
+                   progress) -> tuple[str, Path | None]:
     if not video:
         return "Upload a video first.", None
     if outscale is not None and outscale < 0:
@@ -65,24 +74,31 @@ def _video_request(stack: ExitStack, settings: WebSettings, cache: UpscalerCache
     try:
         progress(0.0, "reading the video and loading the model")
         encoding = encode_settings(None if lossless else codec, None if lossless or crf is None else int(crf), lossless)
-        info = probe_video(video)
+        info = probe_video(video, settings.limits)
+        check_frame_count(info, settings.limits)
         path = Path(checkpoint) if checkpoint else resolve_choice(model or "", settings.experiments)
         blend = (resolve_choice(blend_model, settings.experiments), float(blend_alpha)) \
             if blend_model and blend_alpha else None
         upscaler = stack.enter_context(cache.use(path, int(tile or 0), precision, backend, blend))
         whole_frame = auto_tile(upscaler.model, info.width, info.height) if not tile else 0
-        if whole_frame:
-            upscaler = stack.enter_context(cache.use(path, whole_frame, precision, backend, blend))
-    except (VideoInputError, VideoEncodeError, ModelLoadError, ValueError, FileNotFoundError, OSError) as err:
+        frame_tile, batch, need = fitting_plan(info, outscale or None, upscaler, whole_frame, budget.total)
+        if frame_tile != upscaler.tile:
+            upscaler = stack.enter_context(cache.use(path, frame_tile, precision, backend, blend))
+        stack.enter_context(budget.reserve(
+            need, on_wait=lambda: progress(0.0, "waiting for memory: other requests are running")))
+    except (VideoInputError, VideoEncodeError, ModelLoadError, ValueError, FileNotFoundError, OSError,
+            OverBudgetError) as err:
         return f"**Error:** {err}", None
     suffix = ".mkv" if lossless else ".mp4"
     output = stack.enter_context(runs.new()) / f"{Path(video).stem}_out{suffix}"
 
     def on_frames(done: int, total: int) -> None:
+        if done > settings.limits.max_video_frames:  # the container understated its length
+            raise over_limit(f"{info.path.name}: its frame count", done, "max_video_frames", settings.limits)
         progress(done / total if total else 0.0, f"{done} of {total or '?'} frames")
 
     try:
-        result = upscale_video(info, output, upscaler, encoding, outscale or None, progress=False,
+        result = upscale_video(info, output, upscaler, encoding, outscale or None, batch, progress=False,
                                on_frames=on_frames)
     except (VideoInputError, VideoEncodeError, ValueError) as err:
         return f"**Error:** {err}", None
@@ -91,11 +107,35 @@ def _video_request(stack: ExitStack, settings: WebSettings, cache: UpscalerCache
     return f"{result.summary()}{notes}\n\nModel: {upscaler.model.describe()}{engine}", output
 
 
+def check_frame_count(info: VideoInfo, limits: Limits) -> None:
+    """Refuse a video the container says is over ``limits.max_video_frames`` (its frame count, or its
+    duration at its frame rate); decoding checks again, since a container may understate it."""
+    frames = info.frames or int((info.duration or 0) * float(info.average_rate or 0))
+    if frames > limits.max_video_frames:
+        raise over_limit(f"{info.path.name}: its frame count", frames, "max_video_frames", limits)
+
+
+def fitting_plan(info: VideoInfo, outscale: float | None, upscaler: Upscaler, whole_frame: int,
+                 total: int) -> tuple[int, int, int]:
+    """(tile, batch, estimated bytes) for the video: the first of whole frames (``whole_frame`` > 0) or
+    ``upscaler``'s tiles, ``DEFAULT_BATCH`` frames per call on a GPU, then one, then tiles, whose
+    estimate fits the page's whole memory budget ``total`` (the last, smallest, one when none does:
+    the budget then refuses it, saying how much it needs)."""
+    batch = DEFAULT_BATCH if upscaler.device.type == "cuda" else 1  # on a CPU batches run no faster
+    tiles = (whole_frame, upscaler.tile) if whole_frame else (upscaler.tile,)
+    plans = [(t, b) for t in tiles for b in dict.fromkeys((batch, 1))]
+    for frame_tile, frames in plans:
+        need = video_request_bytes(info.width, info.height, outscale, upscaler, frames, frame_tile)
+        if need <= total:
+            break
+    return frame_tile, frames, need
+
+
 def with_video_tab(images: gr.Blocks, settings: WebSettings, cache: UpscalerCache,
                    choices: list[tuple[str, str]], default: str | None, runs: RunFolders | None = None,
-                   **blocks_options: Any) -> gr.Blocks:
+                   budget: MemoryBudget | None = None, **blocks_options: Any) -> gr.Blocks:
     """One page with two tabs: ``images`` (the image page) and Video (its requests count in the page's
-    ``concurrency`` with the images'; ``runs``: the page's run folders)."""
+    ``concurrency`` with the images', and hold their memory in its ``budget``; ``runs``: its run folders)."""
     import gradio as gr
 
     with gr.Blocks(title="realesrgan_ext: upscale images and video", analytics_enabled=False,
@@ -103,12 +143,12 @@ def with_video_tab(images: gr.Blocks, settings: WebSettings, cache: UpscalerCach
         with gr.Tab("Images", elem_id="images-tab"):
             images.render()
         with gr.Tab("Video", elem_id="video-tab"):
-            _video_tab(settings, cache, choices, default, runs)
+            _video_tab(settings, cache, choices, default, runs, budget or MemoryBudget(settings.memory_budget_bytes))
     return page
 
 
 def _video_tab(settings: WebSettings, cache: UpscalerCache, choices: list[tuple[str, str]],
-               default: str | None, runs: RunFolders | None) -> None:
+               default: str | None, runs: RunFolders | None, budget: MemoryBudget) -> None:
     import gradio as gr
 
     gr.Markdown("## Upscale a video\nFrame count, frame times, rotation, colour tags, sound and subtitles are "
@@ -145,7 +185,7 @@ def _video_tab(settings: WebSettings, cache: UpscalerCache, choices: list[tuple[
                blend_alpha, progress=gr.Progress()):
         text, output = run_video_request(settings, cache, video, model, checkpoint, outscale, tile, precision,
                                          backend, codec, crf, lossless, blend, blend_alpha,
-                                         lambda fraction, desc: progress(fraction, desc=desc), runs)
+                                         lambda fraction, desc: progress(fraction, desc=desc), runs, budget)
         shown = str(output) if output is not None and output.suffix == ".mp4" else None  # browsers play MP4
         return text, shown, str(output) if output is not None else None
 
