@@ -57,18 +57,23 @@ def resolve_model(model: str) -> str:
     """A checkpoint path, or the cached conversion of a bundled official model named by ``model``.
 
     A missing file named like an official release file (``weights/RealESRGAN_x4plus.pth``) falls
-    back to the bundled copy; a note on stderr says so, and what the bundled copy is.
+    back to the bundled copy; a note on stderr says so, and what the bundled copy is, once per name.
     """
     path = Path(model)
     if path.exists() or not is_official_name(path.name):
         return model
     bundled = canonical_name(path.name)
-    if path.suffix or path.parent != Path("."):
-        print(f"note: {model} does not exist; using the bundled {bundled} instead: {OFFICIAL_WEIGHTS_NOTE}",
-              file=sys.stderr)
-    else:
-        print(f"note: {bundled} is {OFFICIAL_WEIGHTS_NOTE}", file=sys.stderr)
+    if model not in _NOTED:
+        _NOTED.add(model)
+        if path.suffix or path.parent != Path("."):
+            print(f"note: {model} does not exist; using the bundled {bundled} instead: {OFFICIAL_WEIGHTS_NOTE}",
+                  file=sys.stderr)
+        else:
+            print(f"note: {bundled} is {OFFICIAL_WEIGHTS_NOTE}", file=sys.stderr)
     return str(official_model_path(bundled))
+
+
+_NOTED: set[str] = set()  # model names whose note was printed (the --ray path resolves them again)
 
 
 def load_chosen_model(model: str, blend: str | None, limits: Limits | None = None) -> LoadedModel:
