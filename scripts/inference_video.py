@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crf", type=int, default=None,
                    help=f"constant rate factor for encoders that take one (default {DEFAULT_CRF}; lower is better)")
     p.add_argument("--lossless", action="store_true", help="FFV1 in RGB, every upscaled pixel kept exactly (.mkv)")
-    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="frames per network call")
+    p.add_argument("--batch", type=int, default=None,
+                   help=f"frames per network call; default {DEFAULT_BATCH} on a GPU, 1 on a CPU (batches run no "
+                   "faster there, and may round 1 level differently from the image command in a few pixels)")
     p.add_argument("--segment-frames", type=int, default=DEFAULT_SEGMENT_FRAMES,
                    help="frames per resumable segment (what an interruption can lose)")
     p.add_argument("--resume", action="store_true",
@@ -101,9 +103,9 @@ def ray_runner(args: argparse.Namespace, tile: int):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        codec = args.codec or (None if args.lossless else default_codec(Path(args.output)))
-        settings = encode_settings(codec, args.crf, args.lossless)
         info = probe_video(args.input)
+        codec = args.codec or (None if args.lossless else default_codec(Path(args.output)))
+        settings = encode_settings(codec, args.crf, args.lossless, info.bit_depth)
         model = image_cli.load_chosen_model(args.model, args.blend)
         tile = args.tile or auto_tile(model, info.width, info.height)
         upscaler = make_upscaler(model, args.backend, args.precision, args.device, tile=tile,

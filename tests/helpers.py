@@ -19,6 +19,25 @@ def smooth_image(h: int, w: int, seed: int = 0, channels: int = 3) -> np.ndarray
     return img if channels > 1 else img[:, :, None]
 
 
+def tiny_rrdb(scale: int = 4, seed: int = 0):
+    """A tiny random RRDB (8 features, 1 block) whose output spans 0..255 and follows its input.
+
+    A fresh one of this size draws its convolutions 0.1x small (ESRGAN's initialisation): its image
+    is nearly black (0..38, or all 0 for scale 4 and seed 0), and "equals the image path" would hold
+    for almost any mistake. Its convolutions are scaled up 3x and ``conv_last`` biased to mid-gray."""
+    import torch
+
+    from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
+
+    torch.manual_seed(seed)
+    net = RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, scale=scale)
+    with torch.no_grad():
+        for weight in (p for p in net.parameters() if p.dim() == 4):
+            weight.mul_(3)
+        net.conv_last.bias.fill_(0.5)
+    return net
+
+
 def write_pair_folders(root: Path, names: list[str], hr_size: int = 32, scale: int = 4,
                        lr_ext: str = ".png") -> tuple[Path, Path]:
     """``root/high_res`` and ``root/low_res`` with bicubic-downscaled partners."""

@@ -10,7 +10,7 @@ import torch
 
 from realesrgan_ext.inference.batch import Job
 from realesrgan_ext.inference.ray_batch import png_alternative_taken
-from tests.helpers import load_script, smooth_image
+from tests.helpers import load_script, smooth_image, tiny_rrdb
 
 REPO = Path(__file__).resolve().parents[1]
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray not installed "
@@ -57,11 +57,8 @@ def test_unreachable_cluster_is_a_clear_error(tmp_path, capsys, monkeypatch):
 @needs_ray
 @pytest.mark.slow
 def test_ray_run_writes_the_same_files_as_a_plain_run(tmp_path, ray_runtime, capsys):
-    from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
-
-    for name in ("tiny.pth", "other.pth"):  # the run blends two checkpoints, as --blend does on one machine
-        net = RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, scale=2)
-        torch.save({"params": net.state_dict()}, tmp_path / name)
+    for seed, name in enumerate(("tiny.pth", "other.pth")):  # the run blends two, as --blend does on one machine
+        torch.save({"params": tiny_rrdb(2, seed).state_dict()}, tmp_path / name)
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
     for i, name in enumerate(["a.png", "sub/b.png", "c.jpg", "d.png"]):

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
 from realesrgan_ext.video import probe_video, read_frames, work_folder_for
 from realesrgan_ext.video.ray_segments import (
     PlannedSegment,
@@ -22,7 +21,7 @@ from realesrgan_ext.video.ray_segments import (
 )
 from realesrgan_ext.video.sample_clip import make_sample_clip, panned_frames
 from realesrgan_ext.video.segments import open_work_folder
-from tests.helpers import load_script
+from tests.helpers import load_script, tiny_rrdb
 
 REPO = Path(__file__).resolve().parents[1]
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray not installed "
@@ -36,7 +35,7 @@ def load_cli():
 def tiny_model(tmp_path, key: str = "params_ema"):
     """A tiny x2 RRDB checkpoint at ``tmp_path/tiny.pth``."""
     path = tmp_path / "tiny.pth"
-    torch.save({key: RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, scale=2).state_dict()}, path)
+    torch.save({key: tiny_rrdb(2).state_dict()}, path)
     return path
 
 

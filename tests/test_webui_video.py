@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
 from realesrgan_ext.inference import Upscaler, load_model
 from realesrgan_ext.limits import Limits
 from realesrgan_ext.video import probe_video, read_frames
@@ -19,16 +18,16 @@ from realesrgan_ext.webui.memory_budget import MemoryBudget, video_request_bytes
 from realesrgan_ext.webui.model_choices import UpscalerCache
 from realesrgan_ext.webui.settings import WebSettings
 from realesrgan_ext.webui.video_tab import fitting_plan, run_video_request
+from tests.helpers import tiny_rrdb
 from tests.hostile import measure
 
 
 @pytest.fixture
 def settings(tmp_path, monkeypatch) -> WebSettings:
     monkeypatch.setenv("REALESRGAN_EXT_CACHE", str(tmp_path / "cache"))
-    torch.manual_seed(0)
     model = tmp_path / "experiments" / "tiny" / "models" / "net_g_1.pth"
     model.parent.mkdir(parents=True)
-    torch.save({"params_ema": RRDBGenerator(num_feat=8, num_block=1, num_grow_ch=4, scale=4).state_dict()}, model)
+    torch.save({"params_ema": tiny_rrdb(4).state_dict()}, model)
     return WebSettings(output=tmp_path / "out", experiments=tmp_path / "experiments", device="cpu")
 
 

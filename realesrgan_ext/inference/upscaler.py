@@ -238,8 +238,9 @@ class Upscaler:
         return out[:, :, 0] if squeeze else out
 
     def upscale_batch(self, images: np.ndarray, outscale: float | None = None) -> np.ndarray:
-        """Upscale ``images`` (``N x H x W x C``: frames of one size) together; each result equals
-        ``upscale`` of that image alone (the same tiles, run as one batch of N per tile).
+        """Upscale ``images`` (``N x H x W x C``: frames of one size) together; each result is ``upscale``
+        of that image alone (the same tiles, run as one batch of N per tile), up to rounding: a batch's
+        convolutions may take another algorithm and round 1 level differently in a few pixels.
 
         Batches colour images whose channels the model takes as they are; anything else (alpha,
         gray through an RGB model) runs image by image.

@@ -1,8 +1,9 @@
 """Encoding upscaled RGB frames with PyAV: the codec settings, and one segment file at a time.
 
 Default: H.264 (``libx264``, which PyAV's wheel carries) at CRF 18 in yuv420p, the colorspace and
-range of the input (so colours convert back the way they were read). ``--lossless``: FFV1 in
-packed RGB (``bgr0``), which keeps every upscaled pixel exactly. A missing encoder is a
+range of the input (so colours convert back the way they were read); yuv420p10le for an input of
+more than 8 bits where the encoder takes it. ``--lossless``: FFV1 in packed RGB (``bgr0``; planar
+16-bit ``gbrp16le`` for a deeper input), which keeps every upscaled pixel exactly. A missing encoder is a
 ``VideoEncodeError`` saying which encoders this PyAV build has.
 """
 
@@ -16,13 +17,15 @@ from pathlib import Path
 import av
 import numpy as np
 
-from realesrgan_ext.video.source import RGB_FORMAT, ColourTags
+from realesrgan_ext.video.source import DEEP_RGB_FORMAT, RGB_FORMAT, ColourTags
 
 DEFAULT_CODEC = "libx264"
 DEFAULT_CRF = 18
 DEFAULT_PIX_FMT = "yuv420p"
-LOSSLESS_CODEC, LOSSLESS_PIX_FMT = "ffv1", "bgr0"
-RGB_PIX_FMTS = frozenset({"bgr0", "gbrp", "rgb24", "bgr24"})  # tagged colorspace 0 (RGB): no matrix
+LOSSLESS_CODEC, LOSSLESS_PIX_FMT, DEEP_LOSSLESS_PIX_FMT = "ffv1", "bgr0", "gbrp16le"
+DEEP_SUFFIX = "10le"  # an 8-bit format's 10-bit twin: yuv420p -> yuv420p10le
+# tagged colorspace 0 (RGB): no matrix
+RGB_PIX_FMTS = frozenset({"bgr0", "gbrp", "rgb24", "bgr24", "gbrp16le", "rgb48le", "gbrp10le", "gbrp12le"})
 # Colorspaces swscale converts with (FFmpeg's AVColorSpace values it understands); others use its default (BT.601).
 SWS_COLORSPACES = frozenset({1, 4, 5, 6, 7, 9, 10})
 SEGMENT_FORMAT = "nut"  # the work folder's segment files: FFmpeg's own container, any codec, exact time bases
@@ -49,20 +52,26 @@ class EncodeSettings:
         return f"{self.codec} {self.pix_fmt}{' ' + opts if opts else ''}"
 
 
-def encode_settings(codec: str | None = None, crf: int | None = None, lossless: bool = False) -> EncodeSettings:
+def encode_settings(codec: str | None = None, crf: int | None = None, lossless: bool = False,
+                    bit_depth: int = 8) -> EncodeSettings:
     """Settings for the CLI's ``--codec`` / ``--crf`` / ``--lossless``; checks the encoder exists here.
 
     ``crf`` applies to encoders that take one (x264, x265, VP9, SVT-AV1); others get their defaults.
+    ``bit_depth``: the input's bits per sample; over 8, the output keeps 10 bits (16 when lossless)
+    where the encoder takes them.
     """
     if lossless:
         if codec not in (None, LOSSLESS_CODEC) or crf is not None:
             raise VideoEncodeError("--lossless is FFV1 (exact RGB); it takes no --codec or --crf")
         _require_encoder(LOSSLESS_CODEC)
-        return EncodeSettings(LOSSLESS_CODEC, LOSSLESS_PIX_FMT, (("level", "3"), ("slicecrc", "1")))
+        return EncodeSettings(LOSSLESS_CODEC, DEEP_LOSSLESS_PIX_FMT if bit_depth > 8 else LOSSLESS_PIX_FMT,
+                              (("level", "3"), ("slicecrc", "1")))
     codec = codec or DEFAULT_CODEC
     encoder = _require_encoder(codec)
     formats = [f.name for f in encoder.video_formats or ()]
     pix_fmt = DEFAULT_PIX_FMT if not formats or DEFAULT_PIX_FMT in formats else formats[0]
+    if bit_depth > 8 and pix_fmt + DEEP_SUFFIX in formats:
+        pix_fmt += DEEP_SUFFIX
     if crf is not None and crf < 0:
         raise VideoEncodeError(f"--crf must be >= 0, got {crf}")
     takes_crf = _takes_crf(codec)
@@ -121,7 +130,8 @@ def _in(value: int | None, source: Fraction | None, target: Fraction) -> int:
 
 def to_encoder_frame(pixels: np.ndarray, settings: EncodeSettings, colour: ColourTags) -> av.VideoFrame:
     """RGB pixels as a frame in the encoder's pixel format, converted with the input's colorspace and range."""
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format=RGB_FORMAT)
+    source = DEEP_RGB_FORMAT if pixels.dtype == np.uint16 else RGB_FORMAT
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format=source)
     if settings.pix_fmt.startswith(("yuv", "nv")):
         space = colour.space if colour.space in SWS_COLORSPACES else None
         frame = frame.reformat(format=settings.pix_fmt, dst_colorspace=space, dst_color_range=colour.range or None)

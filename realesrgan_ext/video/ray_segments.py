@@ -136,7 +136,7 @@ def _checked(info: VideoInfo, segment: PlannedSegment, frame: av.VideoFrame, off
     if (frame.width, frame.height) != (info.width, info.height):
         raise VideoInputError(f"{info.path}: frame {index} is {frame.width}x{frame.height}, the video "
                               f"started at {info.width}x{info.height} (a size change mid-stream)")
-    return SourceFrame(index, to_rgb(frame), frame.pts, frame.time_base or info.time_base)
+    return SourceFrame(index, to_rgb(frame, info.deep), frame.pts, frame.time_base or info.time_base)
 
 
 class SegmentActor(UpscaleActor):

@@ -3,7 +3,9 @@
 Every failure (unreadable file, no video stream, a stream that does not decode) is a
 ``VideoInputError`` whose message starts with the file's path, so a front end can print it as is.
 Frames keep their own timestamps (``pts`` in the stream's ``time_base``): variable frame rate
-survives, and the encoder writes each output frame at its input frame's time.
+survives, and the encoder writes each output frame at its input frame's time. A stream of more
+than 8 bits per sample (10-bit H.264 / HEVC, ProRes) is read as 16-bit RGB, so its gradients are
+not cut to 256 levels on the way through the network.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import numpy as np
 
 from realesrgan_ext.limits import Limits, over_limit
 
-# What each frame is converted to for the network; the encoder converts back with the same colorspace.
-RGB_FORMAT = "rgb24"
+# What each frame is converted to for the network (8-bit streams, and deeper ones); the encoder converts
+# back with the same colorspace.
+RGB_FORMAT, DEEP_RGB_FORMAT = "rgb24", "rgb48le"
 
 
 class VideoInputError(ValueError):
@@ -51,6 +54,12 @@ class VideoInfo:
     colour: ColourTags
     pix_fmt: str
     copied_streams: tuple[int, ...]  # indices of the audio / subtitle streams to carry over
+    bit_depth: int = 8  # bits per sample of the decoded pixel format (10 for yuv420p10le)
+
+    @property
+    def deep(self) -> bool:
+        """More than 8 bits per sample: frames are read as 16-bit RGB."""
+        return self.bit_depth > 8
 
     def describe(self) -> str:
         rate = f"{float(self.average_rate):.3f} fps" if self.average_rate else "unknown fps"
@@ -93,7 +102,7 @@ def probe_video(path: str | Path, limits: Limits | None = None) -> VideoInfo:
         return VideoInfo(path=path, width=first.width, height=first.height, time_base=stream.time_base,
                          average_rate=stream.average_rate, frames=stream.frames, duration=duration,
                          rotation=int(round(first.rotation or 0)), colour=_colour(first),
-                         pix_fmt=first.format.name, copied_streams=copied)
+                         pix_fmt=first.format.name, copied_streams=copied, bit_depth=bit_depth(first.format))
 
 
 @dataclass(frozen=True)
@@ -120,13 +129,19 @@ def read_frames(info: VideoInfo, start: int = 0) -> Iterator[SourceFrame]:
             if (frame.width, frame.height) != (info.width, info.height):
                 raise VideoInputError(f"{info.path}: frame {index} is {frame.width}x{frame.height}, the video "
                                       f"started at {info.width}x{info.height} (a size change mid-stream)")
-            yield SourceFrame(index, to_rgb(frame), frame.pts, frame.time_base or stream.time_base)
+            yield SourceFrame(index, to_rgb(frame, info.deep), frame.pts, frame.time_base or stream.time_base)
 
 
-def to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """A decoded frame as H x W x 3 uint8 RGB, converted with the frame's own colorspace and range."""
-    return frame.to_ndarray(format=RGB_FORMAT, src_colorspace=frame.colorspace or None,
+def to_rgb(frame: av.VideoFrame, deep: bool = False) -> np.ndarray:
+    """A decoded frame as H x W x 3 RGB, uint8 (``deep``: uint16), converted with the frame's own
+    colorspace and range."""
+    return frame.to_ndarray(format=DEEP_RGB_FORMAT if deep else RGB_FORMAT, src_colorspace=frame.colorspace or None,
                             src_color_range=frame.color_range or None)
+
+
+def bit_depth(fmt: av.VideoFormat) -> int:
+    """The most bits of any component of a pixel format (8 for yuv420p and rgb24, 10 for yuv420p10le)."""
+    return max((c.bits for c in fmt.components), default=8)
 
 
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:

@@ -106,10 +106,12 @@ def _probe_maps(model: LoadedModel) -> tuple[float, float]:
     return max(low), max(high)
 
 
-def image_bytes(header: ImageHeader, outscale: float | None, upscaler: Upscaler, tile: int | None = None) -> int:
+def image_bytes(header: ImageHeader, outscale: float | None, upscaler: Upscaler, tile: int | None = None,
+                layout: tuple[int, int] | None = None) -> int:
     """Estimated peak bytes of upscaling one image of ``header``'s size with ``upscaler`` (with ``tile``
-    instead of its own tile side, when given)."""
-    channels, sample = image_layout(header)
+    instead of its own tile side, and ``layout`` (channels, bytes per sample) instead of the header's,
+    when given)."""
+    channels, sample = layout or image_layout(header)
     height, width, scale = header.height, header.width, upscaler.scale
     out_h, out_w = upscaler.output_size(height, width, outscale)
     decoded = height * width * channels * sample * 2  # the decoded image and its padded / RGB copy
@@ -129,16 +131,16 @@ def request_bytes(headers: list[ImageHeader], outscale: float | None, upscaler: 
 
 
 def video_request_bytes(width: int, height: int, outscale: float | None, upscaler: Upscaler, batch: int,
-                        tile: int | None = None, encoder_frames: int = ENCODER_FRAMES) -> int:
+                        tile: int | None = None, sample_bytes: int = 1, encoder_frames: int = ENCODER_FRAMES) -> int:
     """Estimated peak bytes of upscaling a video of ``width`` x ``height`` frames, ``batch`` frames per
-    network call (``tile``: as in ``image_bytes``): the network's (each frame of a batch as one image),
-    the decoded and upscaled frames queued beside it (``video.pipeline``), and ``encoder_frames``
-    upscaled frames in the encoder (yuv420p)."""
+    network call (``tile``: as in ``image_bytes``; ``sample_bytes`` 2 for a stream of more than 8 bits):
+    the network's (each frame of a batch as one image), the decoded and upscaled frames queued beside it
+    (``video.pipeline``), and ``encoder_frames`` upscaled frames in the encoder (yuv420p)."""
     frame = ImageHeader("video", "RGB", width, height)
     out_h, out_w = upscaler.output_size(height, width, outscale)
-    network = batch * image_bytes(frame, outscale, upscaler, tile)
-    queued = (QUEUE_BATCHES + 1) * batch * (height * width + out_h * out_w) * 3
-    return network + queued + encoder_frames * out_h * out_w * 3 // 2
+    network = batch * image_bytes(frame, outscale, upscaler, tile, layout=(3, sample_bytes))
+    queued = (QUEUE_BATCHES + 1) * batch * (height * width + out_h * out_w) * 3 * sample_bytes
+    return network + queued + encoder_frames * out_h * out_w * 3 * sample_bytes // 2
 
 
 class MemoryBudget:

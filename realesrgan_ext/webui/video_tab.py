@@ -17,7 +17,6 @@ from realesrgan_ext.inference.model_loader import ModelLoadError
 from realesrgan_ext.inference.upscaler import PRECISIONS, Upscaler
 from realesrgan_ext.limits import Limits, over_limit
 from realesrgan_ext.video import (
-    DEFAULT_BATCH,
     DEFAULT_CODEC,
     DEFAULT_CRF,
     VideoEncodeError,
@@ -28,7 +27,7 @@ from realesrgan_ext.video import (
     probe_video,
     upscale_video,
 )
-from realesrgan_ext.video.pipeline import auto_tile
+from realesrgan_ext.video.pipeline import auto_tile, default_batch
 from realesrgan_ext.webui.memory_budget import MemoryBudget, OverBudgetError, video_request_bytes
 from realesrgan_ext.webui.model_choices import CHECKPOINT_SUFFIXES, UpscalerCache, resolve_choice
 from realesrgan_ext.webui.redact import hide_paths
@@ -73,8 +72,9 @@ def _video_request(stack: ExitStack, settings: WebSettings, cache: UpscalerCache
         return f"**Error:** outscale must be > 0 (or 0 for the model's own scale), got {outscale}.", None
     try:
         progress(0.0, "reading the video and loading the model")
-        encoding = encode_settings(None if lossless else codec, None if lossless or crf is None else int(crf), lossless)
         info = probe_video(video, settings.limits)
+        encoding = encode_settings(None if lossless else codec, None if lossless or crf is None else int(crf), lossless,
+                                   info.bit_depth)
         check_frame_count(info, settings.limits)
         path = Path(checkpoint) if checkpoint else resolve_choice(model or "", settings.experiments)
         blend = (resolve_choice(blend_model, settings.experiments), float(blend_alpha)) \
@@ -118,14 +118,15 @@ def check_frame_count(info: VideoInfo, limits: Limits) -> None:
 def fitting_plan(info: VideoInfo, outscale: float | None, upscaler: Upscaler, whole_frame: int,
                  total: int) -> tuple[int, int, int]:
     """(tile, batch, estimated bytes) for the video: the first of whole frames (``whole_frame`` > 0) or
-    ``upscaler``'s tiles, ``DEFAULT_BATCH`` frames per call on a GPU, then one, then tiles, whose
+    ``upscaler``'s tiles, ``default_batch`` frames per call (4 on a GPU), then one, then tiles, whose
     estimate fits the page's whole memory budget ``total`` (the last, smallest, one when none does:
     the budget then refuses it, saying how much it needs)."""
-    batch = DEFAULT_BATCH if upscaler.device.type == "cuda" else 1  # on a CPU batches run no faster
+    batch = default_batch(upscaler.device)
     tiles = (whole_frame, upscaler.tile) if whole_frame else (upscaler.tile,)
     plans = [(t, b) for t in tiles for b in dict.fromkeys((batch, 1))]
     for frame_tile, frames in plans:
-        need = video_request_bytes(info.width, info.height, outscale, upscaler, frames, frame_tile)
+        need = video_request_bytes(info.width, info.height, outscale, upscaler, frames, frame_tile,
+                                   2 if info.deep else 1)
         if need <= total:
             break
     return frame_tile, frames, need
