@@ -1,5 +1,6 @@
 """Video upscaling (realesrgan_ext.video, scripts/inference_video.py) on tiny clips made here with sound."""
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -96,10 +97,11 @@ def test_blend_reuses_the_image_cli_blending(tmp_path, model_path, one_torch_thr
         np.testing.assert_array_equal(got, want)
 
 
-def test_h264_keeps_variable_frame_rate_rotation_colour_and_subtitles(tmp_path, model_path, one_torch_thread):
+def test_h264_keeps_variable_frame_rate_rotation_colour_pixel_aspect_and_subtitles(tmp_path, model_path,
+                                                                                    one_torch_thread):
     times = [0.0, 0.1, 0.15, 0.4, 0.5]
     clip = make_sample_clip(tmp_path / "vfr.mkv", frames=5, width=32, height=24, frame_times=times,
-                            rotation=90, subtitle="hello", colorspace=1)
+                            rotation=90, subtitle="hello", colorspace=1, sample_aspect_ratio=Fraction(32, 27))
     info = probe_video(clip)
     upscaler = Upscaler(load_model(model_path), tile=TILE, tile_pad=TILE_PAD, precision="fp32", device="cpu")
     for suffix in (".mkv", ".mp4"):
@@ -111,6 +113,11 @@ def test_h264_keeps_variable_frame_rate_rotation_colour_and_subtitles(tmp_path, 
         assert frames[0].shape == (96, 128, 3) and rotation == 90
         probed = probe_video(out)
         assert (probed.colour.space, probed.colour.range, probed.pix_fmt) == (1, 1, "yuv420p")
+        assert probed.sample_aspect_ratio == Fraction(32, 27)  # an anamorphic picture stays 16:9 on screen
+        with av.open(str(out)) as container:
+            context = container.streams.video[0].codec_context
+            next(container.decode(video=0))
+            assert context.sample_aspect_ratio == Fraction(32, 27)  # in the H.264 stream too
         if suffix == ".mkv":
             assert types == ["audio", "subtitle", "video"] and not result.notes
         else:  # MP4 holds no SRT: left out, and said so

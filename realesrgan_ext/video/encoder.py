@@ -17,7 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from realesrgan_ext.video.source import DEEP_RGB_FORMAT, RGB_FORMAT, ColourTags
+from realesrgan_ext.video.source import DEEP_RGB_FORMAT, RGB_FORMAT, ColourTags, VideoInfo
 
 DEFAULT_CODEC = "libx264"
 DEFAULT_CRF = 18
@@ -92,14 +92,16 @@ def check_output_size(settings: EncodeSettings, width: int, height: int, source:
 
 
 def encode_frames(path: Path, frames: Iterable[tuple[np.ndarray, int | None]], settings: EncodeSettings,
-                  time_base: Fraction, rate: Fraction | None, colour: ColourTags) -> list[tuple[int, int]]:
-    """Encode RGB frames ``(pixels, pts)`` (pts in ``time_base``) into a new video-only file ``path``.
+                  info: VideoInfo) -> list[tuple[int, int]]:
+    """Encode RGB frames ``(pixels, pts)`` (pts in the time base of ``info``, the input) into a new
+    video-only file ``path``, with the input's frame rate, colour tags and sample aspect ratio.
 
     Returns each packet's ``(pts, dts)`` in ``time_base``, in file order: the segment container
     (NUT) keeps pts but not always dts, and the final muxer needs both. The file is whole when this
     returns; a failure leaves it partial.
     """
     stamps: list[tuple[int, int]] = []
+    time_base, colour = info.time_base, info.colour
     with av.open(str(path), mode="w", format=SEGMENT_FORMAT, options={"avoid_negative_ts": "disabled"}) as out:
         stream = None
 
@@ -112,7 +114,7 @@ def encode_frames(path: Path, frames: Iterable[tuple[np.ndarray, int | None]], s
 
         for pixels, pts in frames:
             if stream is None:
-                stream = _video_stream(out, settings, pixels.shape[1], pixels.shape[0], time_base, rate, colour)
+                stream = _video_stream(out, settings, pixels.shape[1], pixels.shape[0], info)
             frame = to_encoder_frame(pixels, settings, colour)
             frame.pts, frame.time_base = pts, time_base
             mux(stream.encode(frame))
@@ -141,12 +143,13 @@ def to_encoder_frame(pixels: np.ndarray, settings: EncodeSettings, colour: Colou
     return frame
 
 
-def _video_stream(container, settings: EncodeSettings, width: int, height: int, time_base: Fraction,
-                  rate: Fraction | None, colour: ColourTags):
-    stream = container.add_stream(settings.codec, rate=rate, options=dict(settings.options))
+def _video_stream(container, settings: EncodeSettings, width: int, height: int, info: VideoInfo):
+    stream = container.add_stream(settings.codec, rate=info.average_rate, options=dict(settings.options))
     stream.width, stream.height, stream.pix_fmt = width, height, settings.pix_fmt
-    stream.time_base = stream.codec_context.time_base = time_base
-    context = stream.codec_context
+    stream.time_base = stream.codec_context.time_base = info.time_base
+    context, colour = stream.codec_context, info.colour
+    if info.sample_aspect_ratio:  # non-square pixels (an anamorphic DVD): the bitstream says so too
+        context.sample_aspect_ratio = info.sample_aspect_ratio
     context.color_primaries, context.color_trc = colour.primaries, colour.transfer
     context.colorspace = 0 if settings.pix_fmt in RGB_PIX_FMTS else colour.space
     context.color_range = colour.range

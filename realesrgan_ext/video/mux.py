@@ -94,6 +94,8 @@ def _video_stream(out, template, info: VideoInfo):
     context.color_primaries, context.color_trc, context.color_range = colour.primaries, colour.transfer, colour.range
     context.colorspace = template.codec_context.colorspace or (0 if template.codec_context.pix_fmt in RGB_PIX_FMTS
                                                                else colour.space)
+    if info.sample_aspect_ratio:
+        stream.sample_aspect_ratio = info.sample_aspect_ratio  # the container's display size
     if info.average_rate:
         context.framerate = info.average_rate  # Matroska's default frame duration; players show it as the fps
     if info.rotation:

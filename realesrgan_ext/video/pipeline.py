@@ -249,8 +249,7 @@ def _write(upscaled: queue.Queue, work: WorkFolder, settings: EncodeSettings, in
                 count += 1
                 yield item
 
-        stamps = encode_frames(work.partial_path(index), counted(), settings, info.time_base, info.average_rate,
-                               info.colour)
+        stamps = encode_frames(work.partial_path(index), counted(), settings, info)
         if interrupted or not count:
             work.partial_path(index).unlink(missing_ok=True)  # an unfinished segment is not recorded
             if interrupted:

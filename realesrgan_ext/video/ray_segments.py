@@ -161,8 +161,7 @@ class SegmentActor(UpscaleActor):
         path = self.work.partial_path(segment.index)
         try:
             frames = read_segment(self.info, segment)
-            return encode_frames(path, self._upscaled(frames), self.encode, self.info.time_base,
-                                 self.info.average_rate, self.info.colour), ""
+            return encode_frames(path, self._upscaled(frames), self.encode, self.info), ""
         except Exception as err:  # noqa: BLE001  (reported per segment; the others go on)
             if path.is_file():
                 path.unlink()  # an unfinished segment is not left behind

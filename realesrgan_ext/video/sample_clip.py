@@ -41,13 +41,15 @@ def panned_frames(count: int, width: int, height: int, photo: str = "astronaut")
 def make_sample_clip(path: str | Path, frames: int = 6, width: int = 64, height: int = 48, fps: int = 12,
                      audio: bool = True, photo: str = "astronaut", codec: str = "libx264",
                      frame_times: list[float] | None = None, rotation: int = 0, subtitle: str | None = None,
-                     colorspace: int | None = None, audio_codec: str = "aac") -> Path:
+                     colorspace: int | None = None, audio_codec: str = "aac",
+                     sample_aspect_ratio: Fraction | None = None) -> Path:
     """Write a clip of ``frames`` panned frames to ``path`` (format from its suffix) and return the path.
 
     ``frame_times``: each frame's time in seconds (a variable frame rate); default ``i / fps``.
     ``rotation``: display-matrix rotation in degrees. ``subtitle``: one text subtitle over the clip
     (.mkv). ``colorspace``: FFmpeg's colour matrix to tag and convert with (1 = BT.709).
     ``audio_codec``: the tone's encoder (PyAV converts the float samples to its sample format).
+    ``sample_aspect_ratio``: non-square pixels (32/27: an anamorphic 16:9 NTSC DVD).
     """
     path = Path(path)
     pixels = panned_frames(frames, width, height, photo)
@@ -62,6 +64,8 @@ def make_sample_clip(path: str | Path, frames: int = 6, width: int = 64, height:
             video.codec_context.colorspace, video.codec_context.color_range = colorspace, 1
         if rotation:
             video.set_display_rotation(rotation)
+        if sample_aspect_ratio:
+            video.codec_context.sample_aspect_ratio = sample_aspect_ratio
         sound = container.add_stream(audio_codec, rate=AUDIO_RATE, layout="mono") if audio else None
         text = container.add_mux_stream("subrip", time_base=Fraction(1, 1000)) if subtitle is not None else None
         for image, seconds in zip(pixels, times, strict=True):

@@ -55,6 +55,7 @@ class VideoInfo:
     pix_fmt: str
     copied_streams: tuple[int, ...]  # indices of the audio / subtitle streams to carry over
     bit_depth: int = 8  # bits per sample of the decoded pixel format (10 for yuv420p10le)
+    sample_aspect_ratio: Fraction | None = None  # a pixel's width / height where not 1 (32/27: a 16:9 NTSC DVD)
 
     @property
     def deep(self) -> bool:
@@ -102,7 +103,8 @@ def probe_video(path: str | Path, limits: Limits | None = None) -> VideoInfo:
         return VideoInfo(path=path, width=first.width, height=first.height, time_base=stream.time_base,
                          average_rate=stream.average_rate, frames=stream.frames, duration=duration,
                          rotation=int(round(first.rotation or 0)), colour=_colour(first),
-                         pix_fmt=first.format.name, copied_streams=copied, bit_depth=bit_depth(first.format))
+                         pix_fmt=first.format.name, copied_streams=copied, bit_depth=bit_depth(first.format),
+                         sample_aspect_ratio=_pixel_aspect(stream))
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,12 @@ def _decode(container: av.container.InputContainer, stream, path: Path) -> Itera
     except av.FFmpegError as err:
         where = f"after {count} frame(s)" if count else "at the first frame"
         raise VideoInputError(f"{path}: corrupt video stream, decoding failed {where} ({_reason(err)})") from err
+
+
+def _pixel_aspect(stream) -> Fraction | None:
+    """The stream's sample aspect ratio (the container's, else the bitstream's); None for square or unknown."""
+    ratio = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    return Fraction(ratio) if ratio and ratio > 0 and ratio != 1 else None
 
 
 def _colour(frame: av.VideoFrame) -> ColourTags:
