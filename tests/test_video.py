@@ -157,6 +157,43 @@ def test_a_10_bit_video_stays_deeper_than_8_bits(tmp_path, model_path, one_torch
         assert frame.format.name == "yuv420p10le" and len(np.unique(frame.to_ndarray(format="rgb48le"))) > 256
 
 
+def tagged_copy(clip, path):
+    """``clip`` remuxed to ``path`` (.mkv) with a title, two chapters, a language, title and disposition on
+    its audio, and a font attachment: what an episode from a Matroska release carries."""
+    with av.open(str(clip)) as source, av.open(str(path), "w") as out:
+        out.metadata["title"] = "Episode 1"
+        streams = {s.index: out.add_stream_from_template(s) for s in source.streams}
+        audio = streams[source.streams.audio[0].index]
+        audio.metadata.update({"language": "jpn", "title": "Japanese 2.0"})
+        audio.disposition = av.stream.Disposition.comment
+        out.add_attachment("font.ttf", "application/x-truetype-font", b"\x00\x01\x00\x00 not really a font")
+        out.set_chapters([{"id": i + 1, "start": i * 200, "end": (i + 1) * 200, "time_base": Fraction(1, 1000),
+                           "metadata": {"title": title}} for i, title in enumerate(("Opening", "Part A"))])
+        for packet in source.demux():
+            if packet.size:
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+    return path
+
+
+def test_tags_chapters_dispositions_and_attachments_are_kept(tmp_path, model_path, one_torch_thread):
+    clip = tagged_copy(make_sample_clip(tmp_path / "clip.mkv", frames=5, width=32, height=24), tmp_path / "ep.mkv")
+    upscaler = Upscaler(load_model(model_path), tile=TILE, tile_pad=TILE_PAD, precision="fp32", device="cpu")
+    for suffix in (".mkv", ".mp4"):
+        out = tmp_path / f"up{suffix}"
+        result = upscale_video(probe_video(clip), out, upscaler, encode_settings(), progress=False)
+        with av.open(str(out)) as container:
+            audio = container.streams.audio[0]
+            assert container.metadata["title"] == "Episode 1"
+            assert [c["metadata"]["title"] for c in container.chapters()] == ["Opening", "Part A"]
+            assert audio.metadata["language"] == "jpn" and audio.disposition & av.stream.Disposition.comment
+            attachments = [(s.name, bytes(s.data)) for s in container.streams if s.type == "attachment"]
+        if suffix == ".mkv":
+            assert attachments == [("font.ttf", b"\x00\x01\x00\x00 not really a font")] and not result.notes
+        else:  # MP4 holds no attachments: left out, and said so
+            assert not attachments and "1 attachment(s) left out (font.ttf): mp4" in result.notes[0]
+
+
 def test_audio_the_container_cannot_hold_is_re_encoded(tmp_path, model_path, one_torch_thread):
     clip = make_sample_clip(tmp_path / "u8.mkv", frames=2, width=32, height=24, audio_codec="pcm_u8")
     upscaler = Upscaler(load_model(model_path), tile=TILE, tile_pad=TILE_PAD, precision="fp32", device="cpu")

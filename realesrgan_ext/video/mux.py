@@ -5,14 +5,18 @@ encoded with the same settings, so they join into one stream. Audio and subtitle
 from the input where the output container holds their codec; audio it does not hold is
 re-encoded to the container's default audio codec; subtitles it does not hold are left out,
 with a note. Packets of all streams are written in time order, a few at a time (bounded memory).
+What describes the content comes along: the container's tags (title...) and chapters, each stream's
+tags (language, title) and disposition (default, forced, commentary...), and Matroska attachments
+(the fonts an ASS subtitle is drawn with), where the output container holds them.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import io
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from fractions import Fraction
 from pathlib import Path
 
@@ -59,9 +63,22 @@ def check_container(path: Path, settings: EncodeSettings) -> str:
     return fmt
 
 
+# Tags a muxer writes itself, or that describe the input's encoding rather than its content (lower case;
+# mkvmerge's "_STATISTICS_*" tags too).
+ENCODING_TAGS = frozenset({"encoder", "duration", "number_of_frames", "number_of_bytes", "bps", "major_brand",
+                           "minor_version", "compatible_brands"})
+
+
+def content_tags(metadata: Mapping[str, str]) -> dict[str, str]:
+    """``metadata`` without the tags that describe the input's encoding (``ENCODING_TAGS``)."""
+    return {k: v for k, v in metadata.items()
+            if k.lower() not in ENCODING_TAGS and not k.lower().startswith("_statistics")}
+
+
 def mux_output(target: Path, fmt: str, work: WorkFolder, info: VideoInfo) -> list[str]:
     """Write ``target`` (format ``fmt``): the video packets of ``work``'s segments in order, with the
-    input's audio / subtitle streams, rotation and colour tags. Returns notes on what was not copied as is."""
+    input's audio / subtitle streams, rotation, colour tags, tags, chapters and attachments. Returns notes
+    on what was not copied as is."""
     notes: list[str] = []
     with av.open(str(target), mode="w", format=fmt) as out, open_input(info.path) as source:
         first = av.open(str(work.files()[0]))
@@ -69,7 +86,13 @@ def mux_output(target: Path, fmt: str, work: WorkFolder, info: VideoInfo) -> lis
             video = _video_stream(out, first.streams.video[0], info)
         finally:
             first.close()
+        _copy_description(source.streams.video[0], video)
+        out.metadata.update(content_tags(source.metadata))
+        out.set_chapters(source.chapters())  # formats without chapters (AVI) leave them out
         copies = _other_streams(out, source, info, notes)
+        for index, (stream, _) in copies.items():
+            _copy_description(source.streams[index], stream)
+        _attachments(out, source, notes)
         streams = [_video_packets(work, video, info.time_base), _source_packets(source, copies)]
         for _, packet in heapq.merge(*streams, key=lambda item: item[0]):
             out.mux(packet)
@@ -125,6 +148,48 @@ def _other_streams(out, source, info: VideoInfo, notes: list[str]) -> dict[int, 
             notes.append(f"{template.type} stream {index} ({codec}) left out: {out.format.name} does not hold "
                          f"{codec} (use .mkv to keep it)")
     return streams
+
+
+def _copy_description(source_stream, stream) -> None:
+    """A stream's content tags (language, title) and disposition (default, forced...) onto its copy."""
+    stream.metadata.update(content_tags(source_stream.metadata))
+    stream.disposition = source_stream.disposition
+
+
+def _attachments(out, source, notes: list[str]) -> None:
+    """The input's attachments (Matroska: fonts, cover art) where the output format holds them."""
+    attachments = [s for s in source.streams if s.type == "attachment"]
+    if attachments and not holds_attachments(out.format.name.split(",")[0]):
+        names = ", ".join(s.name or str(s.index) for s in attachments)
+        notes.append(f"{len(attachments)} attachment(s) left out ({names}): {out.format.name} holds none "
+                     "(use .mkv to keep them)")
+        return
+    for stream in attachments:
+        out.add_attachment(stream.name or f"attachment{stream.index}", stream.mimetype or "application/octet-stream",
+                           bytes(stream.data))
+
+
+@functools.cache
+def holds_attachments(fmt: str) -> bool:
+    """Whether an attachment written by FFmpeg's ``fmt`` muxer (beside one frame of its default video
+    codec) reads back: Matroska's does; MP4, MOV and AVI refuse one, WebM drops it."""
+    buffer = io.BytesIO()
+    try:
+        with av.open(buffer, mode="w", format=fmt) as probe:
+            stream = probe.add_stream(probe.default_video_codec, rate=1)
+            formats = [f.name for f in stream.codec_context.codec.video_formats or ()]
+            stream.width, stream.height = 16, 16
+            stream.pix_fmt = "yuv420p" if not formats or "yuv420p" in formats else formats[0]
+            probe.add_attachment("probe.bin", "application/octet-stream", b"\0")
+            frame = av.VideoFrame(16, 16, stream.pix_fmt)
+            frame.pts = 0
+            for packet in [*stream.encode(frame), *stream.encode(None)]:
+                probe.mux(packet)
+        buffer.seek(0)
+        with av.open(buffer, format=fmt) as back:
+            return any(s.type == "attachment" for s in back.streams)
+    except (av.FFmpegError, ValueError):
+        return False
 
 
 def decode_times(pts: np.ndarray) -> np.ndarray:
