@@ -1,15 +1,24 @@
 """Video upscaling (realesrgan_ext.video, scripts/inference_video.py) on tiny clips made here with sound."""
 
+import re
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from realesrgan_ext.inference import Upscaler, load_model
-from realesrgan_ext.video import encode_settings, probe_video, read_frames, upscale_video, work_folder_for
+from realesrgan_ext.video import (
+    VideoInputError,
+    encode_settings,
+    probe_video,
+    read_frames,
+    upscale_video,
+    work_folder_for,
+)
 from realesrgan_ext.video.mux import decode_times
 from realesrgan_ext.video.pipeline import temporary_output
 from realesrgan_ext.video.sample_clip import make_sample_clip
@@ -192,6 +201,52 @@ def test_tags_chapters_dispositions_and_attachments_are_kept(tmp_path, model_pat
             assert attachments == [("font.ttf", b"\x00\x01\x00\x00 not really a font")] and not result.notes
         else:  # MP4 holds no attachments: left out, and said so
             assert not attachments and "1 attachment(s) left out (font.ttf): mp4" in result.notes[0]
+
+
+def with_cover_art(clip, path):
+    """``clip`` remuxed to ``path`` (.mp4) with a 64x64 JPEG cover picture (an attached picture stream)."""
+    with av.open(str(clip)) as source, av.open(str(path), "w") as out:
+        cover = out.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 64, 64, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        streams = {s.index: out.add_stream_from_template(s) for s in source.streams}
+        picture = av.Packet(cv2.imencode(".jpg", np.full((64, 64, 3), 200, np.uint8))[1].tobytes())
+        picture.stream, picture.pts, picture.dts = cover, 0, 0
+        out.mux(picture)
+        for packet in source.demux():
+            if packet.size:
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+    return path
+
+
+def test_cover_art_is_not_the_video_and_is_kept_where_the_container_shows_it(tmp_path, model_path,
+                                                                             one_torch_thread):
+    clip = with_cover_art(make_sample_clip(tmp_path / "clip.mp4", frames=3, width=32, height=24),
+                          tmp_path / "song.mp4")
+    info = probe_video(clip)
+    assert (info.width, info.height) == (32, 24)  # the moving picture, not the larger cover
+    upscaler = Upscaler(load_model(model_path), tile=TILE, tile_pad=TILE_PAD, precision="fp32", device="cpu")
+    for suffix in (".mp4", ".mkv"):
+        result = upscale_video(info, tmp_path / f"up{suffix}", upscaler, encode_settings(), progress=False)
+        with av.open(str(tmp_path / f"up{suffix}")) as container:
+            video = container.streams.video[0]
+            covers = [s for s in container.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+            assert (video.codec_context.width, sum(1 for _ in container.decode(video))) == (128, 3)
+        if suffix == ".mp4":
+            assert len(covers) == 1 and not result.notes
+        else:  # Matroska keeps covers as attachments, not as a picture stream: left out, and said so
+            assert not covers and re.match(r"cover art stream \d \(mjpeg\) left out: matroska", result.notes[0])
+    only_cover = tmp_path / "cover_only.mp4"
+    with av.open(str(only_cover), "w") as out:
+        cover = out.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 64, 64, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        picture = av.Packet(cv2.imencode(".jpg", np.zeros((64, 64, 3), np.uint8))[1].tobytes())
+        picture.stream, picture.pts, picture.dts = cover, 0, 0
+        out.mux(picture)
+    with pytest.raises(VideoInputError, match="no video stream \\(it holds cover art\\)"):
+        probe_video(only_cover)
 
 
 def test_audio_the_container_cannot_hold_is_re_encoded(tmp_path, model_path, one_torch_thread):

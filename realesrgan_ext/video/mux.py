@@ -21,11 +21,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from realesrgan_ext.video.encoder import RGB_PIX_FMTS, EncodeSettings, VideoEncodeError
 from realesrgan_ext.video.segments import WorkFolder
-from realesrgan_ext.video.source import VideoInfo, open_input
+from realesrgan_ext.video.source import VideoInfo, is_cover_art, main_video_stream, open_input
 
 
 def output_format(path: Path) -> str:
@@ -63,6 +64,7 @@ def check_container(path: Path, settings: EncodeSettings) -> str:
     return fmt
 
 
+COVER_ART_KEY = Fraction(-(10**9))  # the muxing order of a cover picture: before any timed packet
 # Tags a muxer writes itself, or that describe the input's encoding rather than its content (lower case;
 # mkvmerge's "_STATISTICS_*" tags too).
 ENCODING_TAGS = frozenset({"encoder", "duration", "number_of_frames", "number_of_bytes", "bps", "major_brand",
@@ -86,7 +88,7 @@ def mux_output(target: Path, fmt: str, work: WorkFolder, info: VideoInfo) -> lis
             video = _video_stream(out, first.streams.video[0], info)
         finally:
             first.close()
-        _copy_description(source.streams.video[0], video)
+        _copy_description(main_video_stream(source, info.path), video)
         out.metadata.update(content_tags(source.metadata))
         out.set_chapters(source.chapters())  # formats without chapters (AVI) leave them out
         copies = _other_streams(out, source, info, notes)
@@ -127,13 +129,16 @@ def _video_stream(out, template, info: VideoInfo):
 
 
 def _other_streams(out, source, info: VideoInfo, notes: list[str]) -> dict[int, tuple]:
-    """Output streams for the input's audio / subtitles: {input index: (output stream, re-encode or None)}."""
+    """Output streams for the input's audio / subtitles / cover art: {input index: (output stream, re-encode
+    or None)}."""
     supported = out.supported_codecs
     streams: dict[int, tuple] = {}
     for index in info.copied_streams:
         template = source.streams[index]
         codec = template.codec_context.name
-        if codec in supported:
+        if is_cover_art(template) and not holds_cover_art(out.format.name.split(",")[0]):
+            notes.append(f"cover art stream {index} ({codec}) left out: {out.format.name} keeps no cover picture")
+        elif codec in supported:
             streams[index] = (out.add_stream_from_template(template), None)
         elif template.type == "audio" and out.default_audio_codec not in (None, "none"):
             encoder = out.add_stream(out.default_audio_codec, rate=template.codec_context.sample_rate,
@@ -171,8 +176,32 @@ def _attachments(out, source, notes: list[str]) -> None:
 
 @functools.cache
 def holds_attachments(fmt: str) -> bool:
-    """Whether an attachment written by FFmpeg's ``fmt`` muxer (beside one frame of its default video
-    codec) reads back: Matroska's does; MP4, MOV and AVI refuse one, WebM drops it."""
+    """Whether FFmpeg's ``fmt`` muxer keeps an attachment: Matroska does; MP4, MOV and AVI refuse one,
+    WebM drops it."""
+    def attach(probe) -> None:
+        probe.add_attachment("probe.bin", "application/octet-stream", b"\0")
+
+    return any(kind == "attachment" for kind, _ in _read_back(fmt, attach))
+
+
+@functools.cache
+def holds_cover_art(fmt: str) -> bool:
+    """Whether FFmpeg's ``fmt`` muxer keeps a cover picture as one (MP4 does; Matroska and MOV do not)."""
+    def cover(probe) -> list[av.Packet]:
+        stream = probe.add_stream("mjpeg", rate=1)  # a JPEG's bytes as its one packet; no encoder runs
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuvj420p"
+        stream.disposition = av.stream.Disposition.attached_pic
+        packet = av.Packet(cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))[1].tobytes())
+        packet.stream, packet.pts, packet.dts = stream, 0, 0
+        return [packet]
+
+    return any(kind == "video" and flags & av.stream.Disposition.attached_pic for kind, flags in _read_back(fmt, cover))
+
+
+def _read_back(fmt: str, add) -> list[tuple[str, int]]:
+    """(type, disposition) of each stream of a tiny ``fmt`` file (one frame of its default video codec,
+    and what ``add(container)`` adds, muxing the packets it returns), read back; empty when the muxer
+    refuses it."""
     buffer = io.BytesIO()
     try:
         with av.open(buffer, mode="w", format=fmt) as probe:
@@ -180,16 +209,16 @@ def holds_attachments(fmt: str) -> bool:
             formats = [f.name for f in stream.codec_context.codec.video_formats or ()]
             stream.width, stream.height = 16, 16
             stream.pix_fmt = "yuv420p" if not formats or "yuv420p" in formats else formats[0]
-            probe.add_attachment("probe.bin", "application/octet-stream", b"\0")
+            extra = add(probe) or []
             frame = av.VideoFrame(16, 16, stream.pix_fmt)
             frame.pts = 0
-            for packet in [*stream.encode(frame), *stream.encode(None)]:
+            for packet in [*extra, *stream.encode(frame), *stream.encode(None)]:
                 probe.mux(packet)
         buffer.seek(0)
         with av.open(buffer, format=fmt) as back:
-            return any(s.type == "attachment" for s in back.streams)
+            return [(s.type, int(s.disposition)) for s in back.streams]
     except (av.FFmpegError, ValueError):
-        return False
+        return []
 
 
 def decode_times(pts: np.ndarray) -> np.ndarray:
@@ -235,6 +264,11 @@ def _source_packets(source, copies: dict[int, tuple]) -> Iterator[tuple[Fraction
     for packet in source.demux(chosen):
         stream, encoder = copies[packet.stream.index]
         if encoder is None:
+            if packet.size and is_cover_art(packet.stream):  # its one picture, untimed: before everything
+                packet.pts = packet.dts = 0
+                packet.stream = stream
+                yield COVER_ART_KEY, packet
+                continue
             if packet.size == 0 or packet.dts is None:
                 continue
             packet.stream = stream

@@ -35,7 +35,7 @@ from realesrgan_ext.video.source import (
     VideoInfo,
     VideoInputError,
     _decode,
-    _video_stream,
+    main_video_stream,
     open_input,
     to_rgb,
 )
@@ -69,7 +69,7 @@ def frame_times(info: VideoInfo) -> list[int]:
     """
     pts = []
     with open_input(info.path) as container:
-        stream = _video_stream(container, info.path)
+        stream = main_video_stream(container, info.path)
         try:
             for packet in container.demux(stream):
                 if not packet.size or packet.is_discard:
@@ -121,7 +121,7 @@ def read_segment(info: VideoInfo, segment: PlannedSegment) -> Iterator[SourceFra
 
 def _decoded(info: VideoInfo, seek_pts: int | None) -> Iterator[av.VideoFrame]:
     with open_input(info.path) as container:
-        stream = _video_stream(container, info.path)
+        stream = main_video_stream(container, info.path)
         stream.thread_type = "AUTO"
         if seek_pts is not None:
             container.seek(seek_pts, backward=True, any_frame=False, stream=stream)

@@ -53,7 +53,7 @@ class VideoInfo:
     rotation: int  # degrees counter-clockwise, from the display matrix (0 when absent)
     colour: ColourTags
     pix_fmt: str
-    copied_streams: tuple[int, ...]  # indices of the audio / subtitle streams to carry over
+    copied_streams: tuple[int, ...]  # indices of the audio / subtitle / cover-art streams to carry over
     bit_depth: int = 8  # bits per sample of the decoded pixel format (10 for yuv420p10le)
     sample_aspect_ratio: Fraction | None = None  # a pixel's width / height where not 1 (32/27: a 16:9 NTSC DVD)
 
@@ -89,7 +89,7 @@ def probe_video(path: str | Path, limits: Limits | None = None) -> VideoInfo:
     path = Path(path)
     limits = limits or Limits.from_env()
     with open_input(path) as container:
-        stream = _video_stream(container, path)
+        stream = main_video_stream(container, path)
         declared = stream.codec_context.width * stream.codec_context.height
         if declared > limits.max_image_pixels:
             size = f"{stream.codec_context.width}x{stream.codec_context.height}"
@@ -99,7 +99,7 @@ def probe_video(path: str | Path, limits: Limits | None = None) -> VideoInfo:
             raise VideoInputError(f"{path}: the video stream has no decodable frame")
         duration = float(stream.duration * stream.time_base) if stream.duration else (
             container.duration / av.time_base if container.duration else None)
-        copied = tuple(s.index for s in container.streams if s.type in ("audio", "subtitle"))
+        copied = tuple(s.index for s in container.streams if s.type in ("audio", "subtitle") or is_cover_art(s))
         return VideoInfo(path=path, width=first.width, height=first.height, time_base=stream.time_base,
                          average_rate=stream.average_rate, frames=stream.frames, duration=duration,
                          rotation=int(round(first.rotation or 0)), colour=_colour(first),
@@ -123,7 +123,7 @@ def read_frames(info: VideoInfo, start: int = 0) -> Iterator[SourceFrame]:
     Frames before ``start`` are decoded but not converted (a resumed run skips them cheaply).
     """
     with open_input(info.path) as container:
-        stream = _video_stream(container, info.path)
+        stream = main_video_stream(container, info.path)
         stream.thread_type = "AUTO"
         for index, frame in enumerate(_decode(container, stream, info.path)):
             if index < start:
@@ -146,11 +146,19 @@ def bit_depth(fmt: av.VideoFormat) -> int:
     return max((c.bits for c in fmt.components), default=8)
 
 
-def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
-    if not container.streams.video:
-        kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+def main_video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    """The video stream to upscale, as FFmpeg picks one: the largest that is not cover art (an attached
+    picture), the first of those of one size."""
+    moving = [s for s in container.streams.video if not is_cover_art(s)]
+    if not moving:
+        kinds = sorted({"cover art" if is_cover_art(s) else s.type for s in container.streams}) or ["no streams"]
         raise VideoInputError(f"{path}: no video stream (it holds {', '.join(kinds)})")
-    return container.streams.video[0]
+    return max(moving, key=lambda s: (s.codec_context.width * s.codec_context.height, -s.index))
+
+
+def is_cover_art(stream) -> bool:
+    """A video stream that is one still picture shown for the file (MP4 / M4A cover art), not video."""
+    return stream.type == "video" and bool(stream.disposition & av.stream.Disposition.attached_pic)
 
 
 def _decode(container: av.container.InputContainer, stream, path: Path) -> Iterator[av.VideoFrame]:
