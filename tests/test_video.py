@@ -203,15 +203,23 @@ def test_tags_chapters_dispositions_and_attachments_are_kept(tmp_path, model_pat
             assert not attachments and "1 attachment(s) left out (font.ttf): mp4" in result.notes[0]
 
 
+def cover_picture(out) -> av.Packet:
+    """A 64x64 JPEG as ``out``'s cover art: an attached-picture stream, and its one packet to mux once
+    every stream is added."""
+    cover = out.add_stream("mjpeg", rate=1)
+    cover.width, cover.height, cover.pix_fmt = 64, 64, "yuvj420p"
+    cover.time_base = Fraction(1, 1000)
+    cover.disposition = av.stream.Disposition.attached_pic
+    picture = av.Packet(cv2.imencode(".jpg", np.full((64, 64, 3), 200, np.uint8))[1].tobytes())
+    picture.stream, picture.pts, picture.dts, picture.time_base = cover, 0, 0, cover.time_base
+    return picture
+
+
 def with_cover_art(clip, path):
     """``clip`` remuxed to ``path`` (.mp4) with a 64x64 JPEG cover picture (an attached picture stream)."""
     with av.open(str(clip)) as source, av.open(str(path), "w") as out:
-        cover = out.add_stream("mjpeg", rate=1)
-        cover.width, cover.height, cover.pix_fmt = 64, 64, "yuvj420p"
-        cover.disposition = av.stream.Disposition.attached_pic
+        picture = cover_picture(out)
         streams = {s.index: out.add_stream_from_template(s) for s in source.streams}
-        picture = av.Packet(cv2.imencode(".jpg", np.full((64, 64, 3), 200, np.uint8))[1].tobytes())
-        picture.stream, picture.pts, picture.dts = cover, 0, 0
         out.mux(picture)
         for packet in source.demux():
             if packet.size:
@@ -239,12 +247,7 @@ def test_cover_art_is_not_the_video_and_is_kept_where_the_container_shows_it(tmp
             assert not covers and re.match(r"cover art stream \d \(mjpeg\) left out: matroska", result.notes[0])
     only_cover = tmp_path / "cover_only.mp4"
     with av.open(str(only_cover), "w") as out:
-        cover = out.add_stream("mjpeg", rate=1)
-        cover.width, cover.height, cover.pix_fmt = 64, 64, "yuvj420p"
-        cover.disposition = av.stream.Disposition.attached_pic
-        picture = av.Packet(cv2.imencode(".jpg", np.zeros((64, 64, 3), np.uint8))[1].tobytes())
-        picture.stream, picture.pts, picture.dts = cover, 0, 0
-        out.mux(picture)
+        out.mux(cover_picture(out))
     with pytest.raises(VideoInputError, match="no video stream \\(it holds cover art\\)"):
         probe_video(only_cover)
 

@@ -190,9 +190,10 @@ def holds_cover_art(fmt: str) -> bool:
     def cover(probe) -> list[av.Packet]:
         stream = probe.add_stream("mjpeg", rate=1)  # a JPEG's bytes as its one packet; no encoder runs
         stream.width, stream.height, stream.pix_fmt = 16, 16, "yuvj420p"
+        stream.time_base = Fraction(1, 1000)  # no encoder opens to set one; a muxer divides by it
         stream.disposition = av.stream.Disposition.attached_pic
         packet = av.Packet(cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))[1].tobytes())
-        packet.stream, packet.pts, packet.dts = stream, 0, 0
+        packet.stream, packet.pts, packet.dts, packet.time_base = stream, 0, 0, stream.time_base
         return [packet]
 
     return any(kind == "video" and flags & av.stream.Disposition.attached_pic for kind, flags in _read_back(fmt, cover))
