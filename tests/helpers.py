@@ -193,3 +193,20 @@ def load_script(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def write_10_bit_ramp(path, frames=2, width=64, height=16):
+    """A 10-bit (yuv420p10le) clip of a gray ramp over its pixels (1024 levels): more than 8 bits hold."""
+    import av
+
+    ramp = np.linspace(0, 65535, width * height).reshape(height, width, 1)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=12, options={"qp": "0"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p10le"
+        for i in range(frames):
+            pixels = np.broadcast_to(ramp * (1 - 0.1 * i), (height, width, 3)).astype(np.uint16)
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb48le").reformat(format="yuv420p10le")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path

@@ -22,7 +22,7 @@ from realesrgan_ext.video import (
 from realesrgan_ext.video.mux import decode_times
 from realesrgan_ext.video.pipeline import temporary_output
 from realesrgan_ext.video.sample_clip import make_sample_clip
-from tests.helpers import load_script, tiny_rrdb
+from tests.helpers import load_script, tiny_rrdb, write_10_bit_ramp
 
 REPO = Path(__file__).resolve().parents[1]
 TILE, TILE_PAD = 16, 4  # smaller than the 32x24 frames: the tiled, cross-faded path runs, in batches
@@ -131,21 +131,6 @@ def test_h264_keeps_variable_frame_rate_rotation_colour_pixel_aspect_and_subtitl
             assert types == ["audio", "subtitle", "video"] and not result.notes
         else:  # MP4 holds no SRT: left out, and said so
             assert types == ["audio", "video"] and "subtitle stream 2 (srt) left out" in result.notes[0]
-
-
-def write_10_bit_ramp(path, frames=2, width=64, height=16):
-    """A 10-bit (yuv420p10le) clip of a gray ramp over its pixels (1024 levels): more than 8 bits hold."""
-    ramp = np.linspace(0, 65535, width * height).reshape(height, width, 1)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=12, options={"qp": "0"})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p10le"
-        for i in range(frames):
-            pixels = np.broadcast_to(ramp * (1 - 0.1 * i), (height, width, 3)).astype(np.uint16)
-            frame = av.VideoFrame.from_ndarray(pixels, format="rgb48le").reformat(format="yuv420p10le")
-            frame.pts = i
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
 
 
 def test_a_10_bit_video_stays_deeper_than_8_bits(tmp_path, model_path, one_torch_thread):

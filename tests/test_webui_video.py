@@ -17,9 +17,10 @@ from realesrgan_ext.webui import video_tab
 from realesrgan_ext.webui.memory_budget import MemoryBudget, video_request_bytes
 from realesrgan_ext.webui.model_choices import UpscalerCache
 from realesrgan_ext.webui.settings import WebSettings
-from realesrgan_ext.webui.video_tab import fitting_plan, run_video_request
+from realesrgan_ext.webui.video_tab import fitting_plan, plays_in_browsers, run_video_request
 from tests.helpers import tiny_rrdb
 from tests.hostile import measure
+from tests.test_video import write_10_bit_ramp
 
 
 @pytest.fixture
@@ -52,6 +53,16 @@ def test_video_request_lossless_matches_the_image_path_and_reports_errors(tmp_pa
     assert output is None and "**Error:** notes.mp4: not a readable video" in status and str(tmp_path) not in status
     status, _ = run_video_request(settings, UpscalerCache("cpu"), None, None, None, 0, 0, "auto")
     assert status == "Upload a video first."
+
+
+def test_the_page_plays_8_bit_mp4_and_offers_the_rest_for_download(tmp_path, settings, one_torch_thread):
+    checkpoint = str(settings.experiments / "tiny" / "models" / "net_g_1.pth")
+    clip = make_sample_clip(tmp_path / "clip.mp4", frames=2, width=32, height=24)
+    deep = write_10_bit_ramp(tmp_path / "deep.mkv", width=32, height=24)
+    for source, lossless, plays in ((clip, False, True), (clip, True, False), (deep, False, False)):
+        status, output = run_video_request(settings, UpscalerCache("cpu"), str(source), None, checkpoint, 0, 16,
+                                           "fp32", "pytorch", lossless=lossless)
+        assert output is not None and plays_in_browsers(output) == plays, (source, lossless, status)
 
 
 def test_the_estimate_covers_the_measured_peak_of_a_video_request(tmp_path, settings, one_torch_thread):

@@ -12,6 +12,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import av
+
 from realesrgan_ext.inference.engines import BACKENDS
 from realesrgan_ext.inference.model_loader import ModelLoadError
 from realesrgan_ext.inference.upscaler import PRECISIONS, Upscaler
@@ -107,6 +109,15 @@ def _video_request(stack: ExitStack, settings: WebSettings, cache: UpscalerCache
     return f"{result.summary()}{notes}\n\nModel: {upscaler.model.describe()}{engine}", output
 
 
+def plays_in_browsers(path: Path) -> bool:
+    """Whether browsers play ``path`` in the page's player: 8-bit 4:2:0 in MP4 (not FFV1, nor the 10-bit
+    H.264 a 10-bit input gives, which is offered for download only)."""
+    if path.suffix != ".mp4":
+        return False
+    with av.open(str(path)) as container:
+        return container.streams.video[0].codec_context.pix_fmt == "yuv420p"
+
+
 def check_frame_count(info: VideoInfo, limits: Limits) -> None:
     """Refuse a video the container says is over ``limits.max_video_frames`` (its frame count, or its
     duration at its frame rate); decoding checks again, since a container may understate it."""
@@ -187,7 +198,7 @@ def _video_tab(settings: WebSettings, cache: UpscalerCache, choices: list[tuple[
         text, output = run_video_request(settings, cache, video, model, checkpoint, outscale, tile, precision,
                                          backend, codec, crf, lossless, blend, blend_alpha,
                                          lambda fraction, desc: progress(fraction, desc=desc), runs, budget)
-        shown = str(output) if output is not None and output.suffix == ".mp4" else None  # browsers play MP4
+        shown = str(output) if output is not None and plays_in_browsers(output) else None
         return text, shown, str(output) if output is not None else None
 
     run.click(on_run, [video, model, checkpoint, outscale, tile, precision, backend, codec, crf, lossless, blend,
