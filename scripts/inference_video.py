@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
@@ -43,6 +44,7 @@ with frozen_startup():
         upscale_video,
         work_folder_for,
     )
+    from realesrgan_ext.video.deinterlace import MODES as DEINTERLACE_MODES
     from realesrgan_ext.video.pipeline import auto_tile
     from realesrgan_ext.video.ray_segments import SegmentsFailedError, ray_frames_runner
 
@@ -72,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crf", type=int, default=None,
                    help=f"constant rate factor for encoders that take one (default {DEFAULT_CRF}; lower is better)")
     p.add_argument("--lossless", action="store_true", help="FFV1 in RGB, every upscaled pixel kept exactly (.mkv)")
+    p.add_argument("--deinterlace", choices=DEINTERLACE_MODES, default="auto",
+                   help="rebuild interlaced frames from one field (FFmpeg's estdif) before the network: auto = "
+                   "the frames the stream flags as interlaced, on = every frame, off = none")
     p.add_argument("--batch", type=int, default=None,
                    help=f"frames per network call; default {DEFAULT_BATCH} on a GPU, 1 on a CPU (batches run no "
                    "faster there, and may round 1 level differently from the image command in a few pixels)")
@@ -103,7 +108,7 @@ def ray_runner(args: argparse.Namespace, tile: int):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        info = probe_video(args.input)
+        info = replace(probe_video(args.input), deinterlace=args.deinterlace)
         codec = args.codec or (None if args.lossless else default_codec(Path(args.output)))
         settings = encode_settings(codec, args.crf, args.lossless, info.bit_depth)
         model = image_cli.load_chosen_model(args.model, args.blend)

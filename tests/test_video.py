@@ -1,6 +1,7 @@
 """Video upscaling (realesrgan_ext.video, scripts/inference_video.py) on tiny clips made here with sound."""
 
 import re
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,9 +20,11 @@ from realesrgan_ext.video import (
     upscale_video,
     work_folder_for,
 )
+from realesrgan_ext.video.deinterlace import deinterlace
 from realesrgan_ext.video.mux import decode_times
 from realesrgan_ext.video.pipeline import temporary_output
-from realesrgan_ext.video.sample_clip import make_sample_clip
+from realesrgan_ext.video.sample_clip import make_sample_clip, panned_frames
+from realesrgan_ext.video.source import to_rgb
 from tests.helpers import load_script, tiny_rrdb, write_10_bit_ramp
 
 REPO = Path(__file__).resolve().parents[1]
@@ -235,6 +238,47 @@ def test_cover_art_is_not_the_video_and_is_kept_where_the_container_shows_it(tmp
         out.mux(cover_picture(out))
     with pytest.raises(VideoInputError, match="no video stream \\(it holds cover art\\)"):
         probe_video(only_cover)
+
+
+def combed_clip(path, frames=4, width=32, height=24):
+    """H.264 coded as fields, top first: each frame's odd rows from the next moment of a pan (a comb)."""
+    moments = panned_frames(frames + 1, width, height)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"x264-params": "interlaced=1:tff=1", "qp": "0"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            comb = moments[i].copy()
+            comb[1::2] = moments[i + 1][1::2]
+            frame = av.VideoFrame.from_ndarray(comb, format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def comb_energy(image: np.ndarray) -> float:
+    """How far each row is from the mean of its neighbours: high where fields of two moments alternate."""
+    rows = image.astype(float)
+    return float(np.mean(np.abs(rows[1:-1] - (rows[:-2] + rows[2:]) / 2)))
+
+
+def test_interlaced_frames_are_deinterlaced_before_the_network(tmp_path, model_path, one_torch_thread):
+    info = probe_video(combed_clip(tmp_path / "tv.mkv"))
+    assert info.interlaced and info.deinterlace == "auto" and "interlaced (deinterlace auto)" in info.describe()
+    with av.open(str(info.path)) as container:
+        decoded_frames = list(container.decode(video=0))
+        raw = [to_rgb(f) for f in decoded_frames]
+        rebuilt = [to_rgb(deinterlace(f)) for f in decoded_frames]
+    assert all(comb_energy(r) < 0.6 * comb_energy(c) for r, c in zip(rebuilt, raw, strict=True))
+    upscaler = Upscaler(load_model(model_path), tile=TILE, tile_pad=TILE_PAD, precision="fp32", device="cpu")
+    for mode, sources in (("auto", rebuilt), ("on", rebuilt), ("off", raw)):
+        out = tmp_path / f"{mode}.mkv"
+        upscale_video(replace(info, deinterlace=mode), out, upscaler, encode_settings(lossless=True), progress=False)
+        for got, source in zip(decoded(out)[0], sources, strict=True):
+            np.testing.assert_array_equal(got, upscaler.upscale(source))
+    progressive = probe_video(make_sample_clip(tmp_path / "p.mp4", frames=2, width=32, height=24, audio=False))
+    on = [f.rgb for f in read_frames(replace(progressive, deinterlace="on"))]  # forced on a progressive stream
+    assert not progressive.interlaced and all(f.shape == (24, 32, 3) for f in on)
 
 
 def test_audio_the_container_cannot_hold_is_re_encoded(tmp_path, model_path, one_torch_thread):

@@ -47,11 +47,14 @@ def segmented_run_args(tmp_path) -> list[str]:
             "--segment-frames", "3", "--quiet"]
 
 
-def b_frame_clip(path, times):
-    """H.264 with B-frames, a key frame every 4 frames and a variable frame rate (``times`` in seconds)."""
+def b_frame_clip(path, times, interlaced=False):
+    """H.264 with B-frames, a key frame every 4 frames and a variable frame rate (``times`` in seconds);
+    ``interlaced``: coded as fields, top first (its frames are flagged interlaced)."""
+    options = {"bf": "2", "g": "4", "keyint_min": "4", "sc_threshold": "0"}
+    if interlaced:
+        options["x264-params"] = "interlaced=1:tff=1"
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=24, options={"bf": "2", "g": "4", "keyint_min": "4",
-                                                                   "sc_threshold": "0"})
+        stream = container.add_stream("libx264", rate=24, options=options)
         stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
         stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
         for image, seconds in zip(panned_frames(len(times), 32, 24), times, strict=True):
@@ -62,10 +65,11 @@ def b_frame_clip(path, times):
     return path
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
-def test_segments_decode_to_the_frames_of_a_whole_read(tmp_path, suffix):
+@pytest.mark.parametrize(("suffix", "interlaced"), [(".mp4", False), (".mkv", False), (".mkv", True)])
+def test_segments_decode_to_the_frames_of_a_whole_read(tmp_path, suffix, interlaced):
     times = [0.0, 0.04, 0.1, 0.12, 0.2, 0.25, 0.33, 0.4, 0.41, 0.5, 0.62]
-    info = probe_video(b_frame_clip(tmp_path / f"b{suffix}", times))
+    info = probe_video(b_frame_clip(tmp_path / f"b{suffix}", times, interlaced))
+    assert info.interlaced == interlaced  # and so deinterlaced, frame by frame, in both reads
     whole = list(read_frames(info))
     with av.open(str(info.path)) as container:  # packets really come out of presentation order
         packets = [p.pts for p in container.demux(container.streams.video[0]) if p.size]

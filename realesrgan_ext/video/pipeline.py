@@ -274,7 +274,8 @@ def _output_size(upscaler: Upscaler, info: VideoInfo, outscale: float | None) ->
 
 def _describe_input(info: VideoInfo) -> dict[str, Any]:
     stat = info.path.stat()
-    return {"input": str(info.path.resolve()), "input_bytes": stat.st_size, "input_mtime_ns": stat.st_mtime_ns}
+    return {"input": str(info.path.resolve()), "input_bytes": stat.st_size, "input_mtime_ns": stat.st_mtime_ns,
+            "deinterlace": info.deinterlace}
 
 
 _POLL_S = 0.2  # how often a blocked queue operation checks that the other side is still alive

@@ -35,9 +35,9 @@ from realesrgan_ext.video.source import (
     VideoInfo,
     VideoInputError,
     _decode,
+    frame_pixels,
     main_video_stream,
     open_input,
-    to_rgb,
 )
 
 
@@ -136,7 +136,7 @@ def _checked(info: VideoInfo, segment: PlannedSegment, frame: av.VideoFrame, off
     if (frame.width, frame.height) != (info.width, info.height):
         raise VideoInputError(f"{info.path}: frame {index} is {frame.width}x{frame.height}, the video "
                               f"started at {info.width}x{info.height} (a size change mid-stream)")
-    return SourceFrame(index, to_rgb(frame, info.deep), frame.pts, frame.time_base or info.time_base)
+    return SourceFrame(index, frame_pixels(frame, info), frame.pts, frame.time_base or info.time_base)
 
 
 class SegmentActor(UpscaleActor):

@@ -19,6 +19,7 @@ import av
 import numpy as np
 
 from realesrgan_ext.limits import Limits, over_limit
+from realesrgan_ext.video.deinterlace import deinterlace, wants_deinterlacing
 
 # What each frame is converted to for the network (8-bit streams, and deeper ones); the encoder converts
 # back with the same colorspace.
@@ -56,6 +57,8 @@ class VideoInfo:
     copied_streams: tuple[int, ...]  # indices of the audio / subtitle / cover-art streams to carry over
     bit_depth: int = 8  # bits per sample of the decoded pixel format (10 for yuv420p10le)
     sample_aspect_ratio: Fraction | None = None  # a pixel's width / height where not 1 (32/27: a 16:9 NTSC DVD)
+    interlaced: bool = False  # the first frame is flagged interlaced
+    deinterlace: str = "auto"  # how frames are read: ``deinterlace.MODES``
 
     @property
     def deep(self) -> bool:
@@ -65,7 +68,8 @@ class VideoInfo:
     def describe(self) -> str:
         rate = f"{float(self.average_rate):.3f} fps" if self.average_rate else "unknown fps"
         count = f"{self.frames} frames" if self.frames else "frame count unknown"
-        return f"{self.path.name}: {self.width}x{self.height} {self.pix_fmt}, {rate}, {count}"
+        fields = f", interlaced (deinterlace {self.deinterlace})" if self.interlaced else ""
+        return f"{self.path.name}: {self.width}x{self.height} {self.pix_fmt}, {rate}, {count}{fields}"
 
 
 def open_input(path: str | Path) -> av.container.InputContainer:
@@ -104,7 +108,7 @@ def probe_video(path: str | Path, limits: Limits | None = None) -> VideoInfo:
                          average_rate=stream.average_rate, frames=stream.frames, duration=duration,
                          rotation=int(round(first.rotation or 0)), colour=_colour(first),
                          pix_fmt=first.format.name, copied_streams=copied, bit_depth=bit_depth(first.format),
-                         sample_aspect_ratio=_pixel_aspect(stream))
+                         sample_aspect_ratio=_pixel_aspect(stream), interlaced=bool(first.interlaced_frame))
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,12 @@ def read_frames(info: VideoInfo, start: int = 0) -> Iterator[SourceFrame]:
             if (frame.width, frame.height) != (info.width, info.height):
                 raise VideoInputError(f"{info.path}: frame {index} is {frame.width}x{frame.height}, the video "
                                       f"started at {info.width}x{info.height} (a size change mid-stream)")
-            yield SourceFrame(index, to_rgb(frame, info.deep), frame.pts, frame.time_base or stream.time_base)
+            yield SourceFrame(index, frame_pixels(frame, info), frame.pts, frame.time_base or stream.time_base)
+
+
+def frame_pixels(frame: av.VideoFrame, info: VideoInfo) -> np.ndarray:
+    """What the network gets of a decoded frame: RGB (``to_rgb``), deinterlaced as ``info.deinterlace`` says."""
+    return to_rgb(deinterlace(frame) if wants_deinterlacing(frame, info.deinterlace) else frame, info.deep)
 
 
 def to_rgb(frame: av.VideoFrame, deep: bool = False) -> np.ndarray:
