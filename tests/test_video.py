@@ -130,10 +130,17 @@ def test_h264_keeps_variable_frame_rate_rotation_colour_pixel_aspect_and_subtitl
             context = container.streams.video[0].codec_context
             next(container.decode(video=0))
             assert context.sample_aspect_ratio == Fraction(32, 27)  # in the H.264 stream too
+        assert types == ["audio", "subtitle", "video"]
+        with av.open(str(out)) as container:
+            subtitles = container.streams.subtitles[0]
+            packet = next(p for p in container.demux(subtitles) if p.size)
+            text = [rect.ass for rect in subtitles.codec_context.decode2(packet).rects]
+            assert text == [b"0,0,Default,,0,0,0,,hello"] and packet.pts * packet.time_base == 0
+            codec = subtitles.codec_context.name
         if suffix == ".mkv":
-            assert types == ["audio", "subtitle", "video"] and not result.notes
-        else:  # MP4 holds no SRT: left out, and said so
-            assert types == ["audio", "video"] and "subtitle stream 2 (srt) left out" in result.notes[0]
+            assert codec == "srt" and not result.notes  # copied as it was
+        else:  # MP4 holds no SRT: converted to its own text subtitles, and said so
+            assert result.notes == ["subtitle stream 2 (srt) converted to mov_text: mp4 does not hold srt"]
 
 
 def test_a_10_bit_video_stays_deeper_than_8_bits(tmp_path, model_path, one_torch_thread):

@@ -3,8 +3,10 @@
 The segments' packets are copied, not re-encoded: every segment starts with a key frame and was
 encoded with the same settings, so they join into one stream. Audio and subtitle packets are copied
 from the input where the output container holds their codec; audio it does not hold is
-re-encoded to the container's default audio codec; subtitles it does not hold are left out,
-with a note. Packets of all streams are written in time order, a few at a time (bounded memory).
+re-encoded to the container's default audio codec; text subtitles it does not hold are converted
+to a text format it does (SRT / ASS to MP4's mov_text, to WebM's WebVTT); bitmap subtitles it does not
+hold (PGS, DVD) are left out, with a note. Packets of all streams are written in time order, a few
+at a time (bounded memory).
 What describes the content comes along: the container's tags (title...) and chapters, each stream's
 tags (language, title) and disposition (default, forced, commentary...), and Matroska attachments
 (the fonts an ASS subtitle is drawn with), where the output container holds them.
@@ -99,7 +101,7 @@ def mux_output(target: Path, fmt: str, work: WorkFolder, info: VideoInfo) -> lis
         for _, packet in heapq.merge(*streams, key=lambda item: item[0]):
             out.mux(packet)
         for _, (stream, encoder) in copies.items():
-            if encoder is not None:
+            if encoder == "audio":
                 out.mux(stream.encode(None))
     return notes
 
@@ -129,8 +131,8 @@ def _video_stream(out, template, info: VideoInfo):
 
 
 def _other_streams(out, source, info: VideoInfo, notes: list[str]) -> dict[int, tuple]:
-    """Output streams for the input's audio / subtitles / cover art: {input index: (output stream, re-encode
-    or None)}."""
+    """Output streams for the input's audio / subtitles / cover art: {input index: (output stream, None when
+    its packets are copied, else what is re-encoded: "audio" or "subtitle")}."""
     supported = out.supported_codecs
     streams: dict[int, tuple] = {}
     for index in info.copied_streams:
@@ -146,13 +148,38 @@ def _other_streams(out, source, info: VideoInfo, notes: list[str]) -> dict[int, 
             formats = av.codec.Codec(out.default_audio_codec, "w").audio_formats
             if formats:
                 encoder.format = formats[0].name  # PyAV converts the decoded samples to it
-            streams[index] = (encoder, True)
+            streams[index] = (encoder, "audio")
             notes.append(f"audio stream {index} ({codec}) re-encoded to {out.default_audio_codec}: "
                          f"{out.format.name} does not hold {codec}")
+        elif template.type == "subtitle" and _is_text(codec, "r") and (text := text_subtitle_codec(out)):
+            template.codec_context.open()  # its decoder makes the ASS header the encoder starts from
+            encoder = out.add_stream(text)
+            encoder.codec_context.subtitle_header = template.codec_context.subtitle_header
+            encoder.time_base = template.time_base
+            streams[index] = (encoder, "subtitle")
+            notes.append(f"subtitle stream {index} ({codec}) converted to {text}: {out.format.name} does not hold "
+                         f"{codec}")
         else:
             notes.append(f"{template.type} stream {index} ({codec}) left out: {out.format.name} does not hold "
                          f"{codec} (use .mkv to keep it)")
     return streams
+
+
+def text_subtitle_codec(out) -> str | None:
+    """A text subtitle encoder the container ``out`` holds: its default where that is text (WebM's WebVTT),
+    else the first such of the codecs it holds (MP4's mov_text); None when it holds none."""
+    if out.default_subtitle_codec not in (None, "none") and _is_text(out.default_subtitle_codec, "w"):
+        return out.default_subtitle_codec
+    return next((name for name in sorted(out.supported_codecs) if _is_text(name, "w")), None)
+
+
+def _is_text(name: str, mode: str) -> bool:
+    """Whether FFmpeg has a text-subtitle decoder (``mode`` "r") or encoder ("w") called ``name``."""
+    try:
+        codec = av.codec.Codec(name, mode)
+    except (av.codec.codec.UnknownCodecError, ValueError):
+        return False
+    return codec.type == "subtitle" and codec.text_sub
 
 
 def _copy_description(source_stream, stream) -> None:
@@ -275,7 +302,20 @@ def _source_packets(source, copies: dict[int, tuple]) -> Iterator[tuple[Fraction
             packet.stream = stream
             yield packet.dts * packet.time_base, packet
             continue
+        if encoder == "subtitle":
+            if packet.size and packet.pts is not None:
+                yield packet.pts * packet.time_base, _converted_subtitle(packet, stream)
+            continue
         for frame in packet.decode():
             frame.pts = None  # the encoder numbers samples itself
             for encoded in stream.encode(frame):
                 yield (encoded.dts or 0) * encoded.time_base, encoded
+
+
+def _converted_subtitle(packet: av.Packet, stream) -> av.Packet:
+    """A text subtitle packet decoded and encoded for ``stream``, at its own time and duration."""
+    converted = stream.codec_context.encode_subtitle(packet.stream.codec_context.decode2(packet))
+    converted.stream, converted.time_base = stream, packet.time_base
+    converted.pts = converted.dts = packet.pts
+    converted.duration = packet.duration
+    return converted
