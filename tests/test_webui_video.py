@@ -63,6 +63,9 @@ def test_the_page_plays_8_bit_mp4_and_offers_the_rest_for_download(tmp_path, set
         status, output = run_video_request(settings, UpscalerCache("cpu"), str(source), None, checkpoint, 0, 16,
                                            "fp32", "pytorch", lossless=lossless)
         assert output is not None and plays_in_browsers(output) == plays, (source, lossless, status)
+    status, output = run_video_request(settings, UpscalerCache("cpu"), str(clip), None, checkpoint, 0, 16, "fp32",
+                                       "pytorch", deinterlace="sometimes")
+    assert output is None and "deinterlace must be one of ('auto', 'on', 'off')" in status
 
 
 def test_the_estimate_covers_the_measured_peak_of_a_video_request(tmp_path, settings, one_torch_thread):

@@ -9,6 +9,7 @@ image page and the Video tab side by side as two tabs of one page. The video run
 from __future__ import annotations
 
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from realesrgan_ext.video import (
     probe_video,
     upscale_video,
 )
+from realesrgan_ext.video.deinterlace import MODES as DEINTERLACE_MODES
 from realesrgan_ext.video.pipeline import auto_tile, default_batch
 from realesrgan_ext.webui.memory_budget import MemoryBudget, OverBudgetError, video_request_bytes
 from realesrgan_ext.webui.model_choices import CHECKPOINT_SUFFIXES, UpscalerCache, resolve_choice
@@ -46,20 +48,21 @@ def run_video_request(settings: WebSettings, cache: UpscalerCache, video: str | 
                       checkpoint: str | None, outscale: float | None, tile: int | None, precision: str,
                       backend: str = "auto", codec: str = DEFAULT_CODEC, crf: int | None = DEFAULT_CRF,
                       lossless: bool = False, blend_model: str | None = None, blend_alpha: float = 0.0,
-                      progress=None, runs: RunFolders | None = None,
-                      budget: MemoryBudget | None = None) -> tuple[str, Path | None]:
+                      progress=None, runs: RunFolders | None = None, budget: MemoryBudget | None = None,
+                      deinterlace: str = "auto") -> tuple[str, Path | None]:
     """Everything one click of the Video tab does: returns (status markdown, the output file or None).
 
     The upscalers are this request's alone while it runs (``UpscalerCache.use``), its folder is kept from
     ``runs``' removal of old runs until it ends, it holds its estimated memory in ``budget`` (the page's,
-    shared with the image requests) while it runs, and the status names no server path."""
+    shared with the image requests) while it runs, and the status names no server path. ``deinterlace``:
+    as the video command's ``--deinterlace``."""
     progress = progress or (lambda fraction, text: None)
     runs = runs or RunFolders(settings.output, settings.keep_runs_hours * 3600, int(settings.keep_runs_mb * 2**20))
     budget = budget or MemoryBudget(settings.memory_budget_bytes)
     with ExitStack() as stack:
         text, output = _video_request(stack, settings, cache, runs, budget, video, model, checkpoint, outscale,
                                       tile, precision, backend, codec, crf, lossless, blend_model, blend_alpha,
-                                      progress)
+                                      progress, deinterlace)
     return hide_paths(text), output
 
 
@@ -67,14 +70,16 @@ def _video_request(stack: ExitStack, settings: WebSettings, cache: UpscalerCache
                    budget: MemoryBudget, video: str | None, model: str | None, checkpoint: str | None,
                    outscale: float | None, tile: int | None, precision: str, backend: str, codec: str,
                    crf: int | None, lossless: bool, blend_model: str | None, blend_alpha: float,
-                   progress) -> tuple[str, Path | None]:
+                   progress, deinterlace: str) -> tuple[str, Path | None]:
     if not video:
         return "Upload a video first.", None
     if outscale is not None and outscale < 0:
         return f"**Error:** outscale must be > 0 (or 0 for the model's own scale), got {outscale}.", None
     try:
         progress(0.0, "reading the video and loading the model")
-        info = probe_video(video, settings.limits)
+        if deinterlace not in DEINTERLACE_MODES:
+            raise ValueError(f"deinterlace must be one of {DEINTERLACE_MODES}, got {deinterlace!r}")
+        info = replace(probe_video(video, settings.limits), deinterlace=deinterlace)
         encoding = encode_settings(None if lossless else codec, None if lossless or crf is None else int(crf), lossless,
                                    info.bit_depth)
         check_frame_count(info, settings.limits)
@@ -187,6 +192,8 @@ def _video_tab(settings: WebSettings, cache: UpscalerCache, choices: list[tuple[
                 crf = gr.Number(label="CRF (lower is better)", value=DEFAULT_CRF, precision=0, minimum=0,
                                 elem_id="video-crf")
                 lossless = gr.Checkbox(label="Lossless (FFV1, .mkv)", value=False, elem_id="video-lossless")
+            deinterlace = gr.Dropdown(list(DEINTERLACE_MODES), value="auto", elem_id="video-deinterlace",
+                                      label="Deinterlace (auto: the frames the video flags as interlaced)")
             run = gr.Button("Upscale video", variant="primary", elem_id="video-upscale")
         with gr.Column():
             status = gr.Markdown(elem_id="video-status")
@@ -194,13 +201,14 @@ def _video_tab(settings: WebSettings, cache: UpscalerCache, choices: list[tuple[
             download = gr.File(label="Download", interactive=False, elem_id="video-download")
 
     def on_run(video, model, checkpoint, outscale, tile, precision, backend, codec, crf, lossless, blend,
-               blend_alpha, progress=gr.Progress()):
+               blend_alpha, deinterlace, progress=gr.Progress()):
         text, output = run_video_request(settings, cache, video, model, checkpoint, outscale, tile, precision,
                                          backend, codec, crf, lossless, blend, blend_alpha,
-                                         lambda fraction, desc: progress(fraction, desc=desc), runs, budget)
+                                         lambda fraction, desc: progress(fraction, desc=desc), runs, budget,
+                                         deinterlace)
         shown = str(output) if output is not None and plays_in_browsers(output) else None
         return text, shown, str(output) if output is not None else None
 
     run.click(on_run, [video, model, checkpoint, outscale, tile, precision, backend, codec, crf, lossless, blend,
-                       blend_alpha], [status, result, download], concurrency_id=UPSCALE_QUEUE,
+                       blend_alpha, deinterlace], [status, result, download], concurrency_id=UPSCALE_QUEUE,
               concurrency_limit=settings.concurrency)
