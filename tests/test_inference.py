@@ -388,6 +388,8 @@ def test_folder_with_broken_files_completes_the_rest(tmp_path, photo, model_file
     cv2.imwrite(str(src / "a.png"), photo[:8, :8])
     cv2.imwrite(str(src / "sub" / "b.jpg"), photo[:6, :10])
     cv2.imwrite(str(src / "sub" / "deeper" / "c.webp"), photo[:5, :5])
+    Image.fromarray(photo[:4, :6, ::-1]).save(src / "d.gif")  # every format the reader takes is picked up
+    cv2.imwrite(str(src / "e.ppm"), photo[:6, :4])
     (src / "empty.png").write_bytes(b"")
     (src / "sub" / "text.png").write_text("not an image")
     good = cv2.imencode(".png", photo)[1].tobytes()
@@ -402,6 +404,8 @@ def test_folder_with_broken_files_completes_the_rest(tmp_path, photo, model_file
     assert cv2.imread(str(out / "a_out.png")).shape == (16, 16, 3)
     assert cv2.imread(str(out / "sub" / "b_out.jpg")).shape == (12, 20, 3)
     assert cv2.imread(str(out / "sub" / "deeper" / "c_out.webp")).shape == (10, 10, 3)
+    assert cv2.imread(str(out / "d_out.png")).shape == (8, 12, 3)  # GIF is not written: PNG instead
+    assert cv2.imread(str(out / "e_out.png")).shape == (12, 8, 3)
     err = capsys.readouterr().err
     for bad in ("empty.png", "text.png", "truncated.png", "truncated.jpg", "header.jpg"):
         assert bad in err
@@ -410,7 +414,7 @@ def test_folder_with_broken_files_completes_the_rest(tmp_path, photo, model_file
         line = next(line.strip() for line in err.splitlines() if line.strip().startswith(str(src / bad)))
         assert line.startswith(f"{src / bad}: not a readable JPEG (corrupt or truncated: {why}"), line
         assert "BytesIO" not in line and "object at 0x" not in line, line  # the file is named, not Pillow's buffer
-    assert "upscaled 3 of 8" in err and "notes.txt" not in err
+    assert "upscaled 5 of 10" in err and "notes.txt" not in err
     assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
 
 

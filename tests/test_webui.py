@@ -96,13 +96,13 @@ def test_zip_members_stay_inside_and_expansion_is_bounded(tmp_path):
     with zipfile.ZipFile(archive, "w") as zf:
         for name in ("a.png", "sub/b.png", "../evil.png", "/abs.png", "__MACOSX/._a.png", "notes.txt"):
             zf.writestr(name, png)
-    images, failed = collect_uploads([archive, write_rgb(tmp_path / "c.png", photo(8, 8)), tmp_path / "x.gif"])
+    images, failed = collect_uploads([archive, write_rgb(tmp_path / "c.png", photo(8, 8)), tmp_path / "x.psd"])
     assert [(i.name, str(i.folder), i.stem) for i in images] == [
         ("pack.zip/a.png", "pack", "a"), ("pack.zip/sub/b.png", "pack/sub", "b"), ("c.png", ".", "c")]
     assert images[1].read().pixels.shape == (8, 8, 3)
     reasons = dict(failed)
     assert "unsafe path" in reasons["pack.zip/../evil.png"] and "unsafe path" in reasons["pack.zip//abs.png"]
-    assert "not an image or a .zip" in reasons["x.gif"]
+    assert "not an image or a .zip" in reasons["x.psd"]
     _, failed = collect_uploads([archive], max_bytes=len(png) // 4)  # 10x that < the zip's 4 images
     assert failed and failed[0][0] == "pack.zip" and "more than" in failed[0][1]
     (tmp_path / "bad.zip").write_bytes(b"PK not a zip")

@@ -35,12 +35,13 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from realesrgan_ext.data.image_header import check_decoded, read_header
+from realesrgan_ext.data.image_header import FORMATS, check_decoded, read_header
 from realesrgan_ext.data.image_io import ImageReadError, decode_with_header
 from realesrgan_ext.limits import Limits
 
-# Files a folder run picks up (case-insensitive); a single file given by path is always tried.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+# Files a folder run (and the web page) picks up, case-insensitive: Pillow's suffixes of the formats the
+# reader accepts (image_header.FORMATS: .gif, .ppm and .jfif too); a single file given by path is always tried.
+IMAGE_SUFFIXES = tuple(sorted(ext for ext, fmt in Image.registered_extensions().items() if fmt in FORMATS))
 OUTPUT_EXTS = ("auto", "png", "jpg", "webp")
 JPEG_QUALITY = 95
 WEBP_QUALITY = 95
