@@ -10,6 +10,7 @@ resumable work folder, ``mux`` joins the segments with the input's audio and sub
 ``pipeline`` runs them together. ``scripts/inference_video.py`` is the command-line front end.
 """
 
+from realesrgan_ext.video.containers import default_codec
 from realesrgan_ext.video.encoder import (
     DEFAULT_CODEC,
     DEFAULT_CRF,
@@ -18,7 +19,6 @@ from realesrgan_ext.video.encoder import (
     crf_encoders,
     encode_settings,
 )
-from realesrgan_ext.video.mux import default_codec
 from realesrgan_ext.video.pipeline import (
     DEFAULT_BATCH,
     DEFAULT_SEGMENT_FRAMES,

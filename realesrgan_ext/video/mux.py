@@ -14,57 +14,18 @@ tags (language, title) and disposition (default, forced, commentary...), and Mat
 
 from __future__ import annotations
 
-import functools
 import heapq
-import io
-import tempfile
 from collections.abc import Iterator, Mapping
 from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 
-from realesrgan_ext.video.encoder import RGB_PIX_FMTS, EncodeSettings, VideoEncodeError
+from realesrgan_ext.video.containers import holds_attachments, holds_cover_art, is_text_subtitle, text_subtitle_codec
+from realesrgan_ext.video.encoder import RGB_PIX_FMTS
 from realesrgan_ext.video.segments import WorkFolder
 from realesrgan_ext.video.source import VideoInfo, is_cover_art, main_video_stream, open_input
-
-
-def output_format(path: Path) -> str:
-    """The FFmpeg muxer FFmpeg picks for ``path``'s suffix; ``VideoEncodeError`` when there is none."""
-    with tempfile.TemporaryDirectory(prefix="realesrgan_ext_video_") as folder:
-        try:
-            with av.open(str(Path(folder) / f"probe{path.suffix}"), mode="w") as container:
-                return container.format.name.split(",")[0]
-        except (av.FFmpegError, ValueError) as err:
-            raise VideoEncodeError(f"{path}: FFmpeg has no container format for the suffix {path.suffix!r} "
-                                   "(use .mp4, .mkv, .mov...)") from err
-
-
-def default_codec(path: Path) -> str | None:
-    """The encoder for ``path`` when no ``--codec`` is given: None (H.264, the default) where its container
-    holds H.264, else the container's own default (VP9 for .webm, GIF for .gif)."""
-    with av.open(io.BytesIO(), mode="w", format=output_format(path)) as container:
-        if "h264" in container.supported_codecs:
-            return None
-        fallback = container.default_video_codec
-    if fallback in (None, "none"):
-        raise VideoEncodeError(f"{path}: the {output_format(path)} container holds no video")
-    return av.codec.Codec(fallback, "w").name
-
-
-def check_container(path: Path, settings: EncodeSettings) -> str:
-    """The muxer for ``path``, after checking it holds ``settings``' codec (``.webm`` does not hold H.264)."""
-    fmt = output_format(path)
-    codec = av.codec.Codec(settings.codec, "w").name
-    with av.open(io.BytesIO(), mode="w", format=fmt) as container:
-        supported = container.supported_codecs
-    if codec not in supported and av.codec.Codec(settings.codec, "w").canonical_name not in supported:
-        raise VideoEncodeError(f"{path}: the {fmt} container cannot hold {settings.codec} video; choose another "
-                               "--codec or output suffix (.mkv holds almost anything)")
-    return fmt
-
 
 COVER_ART_KEY = Fraction(-(10**9))  # the muxing order of a cover picture: before any timed packet
 # Tags a muxer writes itself, or that describe the input's encoding rather than its content (lower case;
@@ -151,7 +112,7 @@ def _other_streams(out, source, info: VideoInfo, notes: list[str]) -> dict[int, 
             streams[index] = (encoder, "audio")
             notes.append(f"audio stream {index} ({codec}) re-encoded to {out.default_audio_codec}: "
                          f"{out.format.name} does not hold {codec}")
-        elif template.type == "subtitle" and _is_text(codec, "r") and (text := text_subtitle_codec(out)):
+        elif template.type == "subtitle" and is_text_subtitle(codec, "r") and (text := text_subtitle_codec(out)):
             template.codec_context.open()  # its decoder makes the ASS header the encoder starts from
             encoder = out.add_stream(text)
             encoder.codec_context.subtitle_header = template.codec_context.subtitle_header
@@ -163,23 +124,6 @@ def _other_streams(out, source, info: VideoInfo, notes: list[str]) -> dict[int, 
             notes.append(f"{template.type} stream {index} ({codec}) left out: {out.format.name} does not hold "
                          f"{codec} (use .mkv to keep it)")
     return streams
-
-
-def text_subtitle_codec(out) -> str | None:
-    """A text subtitle encoder the container ``out`` holds: its default where that is text (WebM's WebVTT),
-    else the first such of the codecs it holds (MP4's mov_text); None when it holds none."""
-    if out.default_subtitle_codec not in (None, "none") and _is_text(out.default_subtitle_codec, "w"):
-        return out.default_subtitle_codec
-    return next((name for name in sorted(out.supported_codecs) if _is_text(name, "w")), None)
-
-
-def _is_text(name: str, mode: str) -> bool:
-    """Whether FFmpeg has a text-subtitle decoder (``mode`` "r") or encoder ("w") called ``name``."""
-    try:
-        codec = av.codec.Codec(name, mode)
-    except (av.codec.codec.UnknownCodecError, ValueError):
-        return False
-    return codec.type == "subtitle" and codec.text_sub
 
 
 def _copy_description(source_stream, stream) -> None:
@@ -199,54 +143,6 @@ def _attachments(out, source, notes: list[str]) -> None:
     for stream in attachments:
         out.add_attachment(stream.name or f"attachment{stream.index}", stream.mimetype or "application/octet-stream",
                            bytes(stream.data))
-
-
-@functools.cache
-def holds_attachments(fmt: str) -> bool:
-    """Whether FFmpeg's ``fmt`` muxer keeps an attachment: Matroska does; MP4, MOV and AVI refuse one,
-    WebM drops it."""
-    def attach(probe) -> None:
-        probe.add_attachment("probe.bin", "application/octet-stream", b"\0")
-
-    return any(kind == "attachment" for kind, _ in _read_back(fmt, attach))
-
-
-@functools.cache
-def holds_cover_art(fmt: str) -> bool:
-    """Whether FFmpeg's ``fmt`` muxer keeps a cover picture as one (MP4 does; Matroska and MOV do not)."""
-    def cover(probe) -> list[av.Packet]:
-        stream = probe.add_stream("mjpeg", rate=1)  # a JPEG's bytes as its one packet; no encoder runs
-        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuvj420p"
-        stream.time_base = Fraction(1, 1000)  # no encoder opens to set one; a muxer divides by it
-        stream.disposition = av.stream.Disposition.attached_pic
-        packet = av.Packet(cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))[1].tobytes())
-        packet.stream, packet.pts, packet.dts, packet.time_base = stream, 0, 0, stream.time_base
-        return [packet]
-
-    return any(kind == "video" and flags & av.stream.Disposition.attached_pic for kind, flags in _read_back(fmt, cover))
-
-
-def _read_back(fmt: str, add) -> list[tuple[str, int]]:
-    """(type, disposition) of each stream of a tiny ``fmt`` file (one frame of its default video codec,
-    and what ``add(container)`` adds, muxing the packets it returns), read back; empty when the muxer
-    refuses it."""
-    buffer = io.BytesIO()
-    try:
-        with av.open(buffer, mode="w", format=fmt) as probe:
-            stream = probe.add_stream(probe.default_video_codec, rate=1)
-            formats = [f.name for f in stream.codec_context.codec.video_formats or ()]
-            stream.width, stream.height = 16, 16
-            stream.pix_fmt = "yuv420p" if not formats or "yuv420p" in formats else formats[0]
-            extra = add(probe) or []
-            frame = av.VideoFrame(16, 16, stream.pix_fmt)
-            frame.pts = 0
-            for packet in [*extra, *stream.encode(frame), *stream.encode(None)]:
-                probe.mux(packet)
-        buffer.seek(0)
-        with av.open(buffer, format=fmt) as back:
-            return [(s.type, int(s.disposition)) for s in back.streams]
-    except (av.FFmpegError, ValueError):
-        return []
 
 
 def decode_times(pts: np.ndarray) -> np.ndarray:

@@ -33,8 +33,9 @@ from tqdm import tqdm
 from realesrgan_ext.inference.model_loader import LoadedModel
 from realesrgan_ext.inference.upscaler import Upscaler
 from realesrgan_ext.limits import LimitError
+from realesrgan_ext.video.containers import check_container
 from realesrgan_ext.video.encoder import EncodeSettings, check_output_size, encode_frames
-from realesrgan_ext.video.mux import check_container, mux_output
+from realesrgan_ext.video.mux import mux_output
 from realesrgan_ext.video.segments import WorkFolder, open_work_folder, work_folder_for
 from realesrgan_ext.video.source import SourceFrame, VideoInfo, read_frames
 
