@@ -69,7 +69,9 @@ class VideoInfo:
         rate = f"{float(self.average_rate):.3f} fps" if self.average_rate else "unknown fps"
         count = f"{self.frames} frames" if self.frames else "frame count unknown"
         fields = f", interlaced (deinterlace {self.deinterlace})" if self.interlaced else ""
-        return f"{self.path.name}: {self.width}x{self.height} {self.pix_fmt}, {rate}, {count}{fields}"
+        sar = self.sample_aspect_ratio
+        pixels = f" (pixel aspect {sar.numerator}:{sar.denominator})" if sar else ""
+        return f"{self.path.name}: {self.width}x{self.height}{pixels} {self.pix_fmt}, {rate}, {count}{fields}"
 
 
 def open_input(path: str | Path) -> av.container.InputContainer:
