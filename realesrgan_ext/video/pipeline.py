@@ -102,8 +102,8 @@ def upscale_video(info: VideoInfo, output: str | Path, upscaler: Upscaler, setti
 
     ``run``: what else identifies the run for ``resume`` (model, tiling, precision...); the input
     file, ``outscale``, ``settings`` and ``segment_frames`` are added here. ``on_frames(done, total)``
-    is called after each batch (``total`` 0 when unknown). ``frames_runner``: who makes the segments
-    (default: this machine's threads; ``ray_segments.ray_frames_runner``: Ray actors). ``batch``:
+    is called after each batch (``total``: ``info.expected_frames``, 0 when unknown). ``frames_runner``:
+    who makes the segments (default: this machine's threads; ``ray_segments.ray_frames_runner``: Ray actors). ``batch``:
     frames per network call, default ``default_batch`` of the upscaler's device.
 
     Raises ``VideoInputError`` (bad input), ``VideoEncodeError`` (an output that cannot be encoded).
@@ -126,7 +126,7 @@ def upscale_video(info: VideoInfo, output: str | Path, upscaler: Upscaler, setti
                  "segment_frames": segment_frames}
     work, note = open_work_folder(work_folder_for(output), described, resume)
     result = VideoResult(output, resumed_frames=work.next_frame, notes=[note] if note else [])
-    total = info.frames
+    total = info.expected_frames
     with tqdm(total=total or None, initial=work.next_frame, unit="frame", disable=not progress,
               dynamic_ncols=True, desc=info.path.name) as bar:
         done = work.next_frame
@@ -140,6 +140,7 @@ def upscale_video(info: VideoInfo, output: str | Path, upscaler: Upscaler, setti
 
         runner = frames_runner or _run_frames
         result.frames = runner(info, upscaler, settings, outscale, batch, segment_frames, work, advance)
+        bar.total = result.frames  # an estimated total ends at the count
     tmp = temporary_output(output)
     try:
         result.notes += mux_output(tmp, fmt, work, info)

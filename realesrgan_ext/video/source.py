@@ -61,13 +61,20 @@ class VideoInfo:
     deinterlace: str = "auto"  # how frames are read: ``deinterlace.MODES``
 
     @property
+    def expected_frames(self) -> int:
+        """The frame count the container states, else its duration at its frame rate (Matroska states
+        none); 0 when neither is known. Progress bars and limits use it; the reader counts the frames."""
+        return self.frames or round((self.duration or 0) * float(self.average_rate or 0))
+
+    @property
     def deep(self) -> bool:
         """More than 8 bits per sample: frames are read as 16-bit RGB."""
         return self.bit_depth > 8
 
     def describe(self) -> str:
         rate = f"{float(self.average_rate):.3f} fps" if self.average_rate else "unknown fps"
-        count = f"{self.frames} frames" if self.frames else "frame count unknown"
+        count = (f"{self.frames} frames" if self.frames else f"about {self.expected_frames} frames"
+                 if self.expected_frames else "frame count unknown")
         fields = f", interlaced (deinterlace {self.deinterlace})" if self.interlaced else ""
         sar = self.sample_aspect_ratio
         pixels = f" (pixel aspect {sar.numerator}:{sar.denominator})" if sar else ""

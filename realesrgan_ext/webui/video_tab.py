@@ -102,7 +102,7 @@ def _video_request(stack: ExitStack, settings: WebSettings, cache: UpscalerCache
     def on_frames(done: int, total: int) -> None:
         if done > settings.limits.max_video_frames:  # the container understated its length
             raise over_limit(f"{info.path.name}: its frame count", done, "max_video_frames", settings.limits)
-        progress(done / total if total else 0.0, f"{done} of {total or '?'} frames")
+        progress(min(done / total, 1.0) if total else 0.0, f"{done} of {total or '?'} frames")
 
     try:
         result = upscale_video(info, output, upscaler, encoding, outscale or None, batch, progress=False,
@@ -126,7 +126,7 @@ def plays_in_browsers(path: Path) -> bool:
 def check_frame_count(info: VideoInfo, limits: Limits) -> None:
     """Refuse a video the container says is over ``limits.max_video_frames`` (its frame count, or its
     duration at its frame rate); decoding checks again, since a container may understate it."""
-    frames = info.frames or int((info.duration or 0) * float(info.average_rate or 0))
+    frames = info.expected_frames
     if frames > limits.max_video_frames:
         raise over_limit(f"{info.path.name}: its frame count", frames, "max_video_frames", limits)
 
