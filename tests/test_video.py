@@ -232,16 +232,19 @@ def test_cover_art_is_not_the_video_and_is_kept_where_the_container_shows_it(tmp
     info = probe_video(clip)
     assert (info.width, info.height) == (32, 24)  # the moving picture, not the larger cover
     upscaler = Upscaler(load_model(model_path), tile=TILE, tile_pad=TILE_PAD, precision="fp32", device="cpu")
-    for suffix in (".mp4", ".mkv"):
+    for suffix in (".mp4", ".mkv", ".mov"):
         result = upscale_video(info, tmp_path / f"up{suffix}", upscaler, encode_settings(), progress=False)
         with av.open(str(tmp_path / f"up{suffix}")) as container:
             video = container.streams.video[0]
-            covers = [s for s in container.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+            covers = [dict(s.metadata) for s in container.streams.video
+                      if s.disposition & av.stream.Disposition.attached_pic]
             assert (video.codec_context.width, sum(1 for _ in container.decode(video))) == (128, 3)
         if suffix == ".mp4":
             assert len(covers) == 1 and not result.notes
-        else:  # Matroska keeps covers as attachments, not as a picture stream: left out, and said so
-            assert not covers and re.match(r"cover art stream \d \(mjpeg\) left out: matroska", result.notes[0])
+        elif suffix == ".mkv":  # Matroska keeps a cover as an attachment, read back as a cover
+            assert [c.get("filename") for c in covers] == ["cover.jpg"] and not result.notes
+        else:  # MOV keeps none: left out, and said so
+            assert not covers and re.match(r"cover art stream \d \(mjpeg\) left out: mov", result.notes[0])
     only_cover = tmp_path / "cover_only.mp4"
     with av.open(str(only_cover), "w") as out:
         out.mux(cover_picture(out))

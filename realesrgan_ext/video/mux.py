@@ -15,12 +15,15 @@ tags (language, title) and disposition (default, forced, commentary...), and Mat
 from __future__ import annotations
 
 import heapq
+import io
+import mimetypes
 from collections.abc import Iterator, Mapping
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+from PIL import Image
 
 from realesrgan_ext.video.containers import holds_attachments, holds_cover_art, is_text_subtitle, text_subtitle_codec
 from realesrgan_ext.video.encoder import RGB_PIX_FMTS
@@ -99,8 +102,13 @@ def _other_streams(out, source, info: VideoInfo, notes: list[str]) -> dict[int, 
     for index in info.copied_streams:
         template = source.streams[index]
         codec = template.codec_context.name
-        if is_cover_art(template) and not holds_cover_art(out.format.name.split(",")[0]):
-            notes.append(f"cover art stream {index} ({codec}) left out: {out.format.name} keeps no cover picture")
+        fmt = out.format.name.split(",")[0]
+        if is_cover_art(template) and not holds_cover_art(fmt):
+            if holds_attachments(fmt):  # Matroska keeps a cover as an attachment, and shows it as a cover
+                out.add_attachment(*_cover_attachment(info.path, index, template.metadata))
+            else:
+                notes.append(f"cover art stream {index} ({codec}) left out: {out.format.name} keeps no cover "
+                             "picture")
         elif codec in supported:
             streams[index] = (out.add_stream_from_template(template), None)
         elif template.type == "audio" and out.default_audio_codec not in (None, "none"):
@@ -124,6 +132,19 @@ def _other_streams(out, source, info: VideoInfo, notes: list[str]) -> dict[int, 
             notes.append(f"{template.type} stream {index} ({codec}) left out: {out.format.name} does not hold "
                          f"{codec} (use .mkv to keep it)")
     return streams
+
+
+def _cover_attachment(path: Path, index: int, metadata: Mapping[str, str]) -> tuple[str, str, bytes]:
+    """(file name, MIME type, bytes) of the cover picture in stream ``index`` of ``path`` (read apart from
+    the muxing pass): its own name where it has one, else ``cover`` with its image format's suffix."""
+    with open_input(path) as again:
+        data = next(bytes(p) for p in again.demux(again.streams[index]) if p.size)
+    try:
+        image_format = Image.open(io.BytesIO(data)).format or ""
+    except OSError:
+        image_format = ""
+    mime = metadata.get("mimetype") or Image.MIME.get(image_format, "application/octet-stream")
+    return metadata.get("filename") or f"cover{mimetypes.guess_extension(mime) or '.bin'}", mime, data
 
 
 def _copy_description(source_stream, stream) -> None:
