@@ -24,8 +24,6 @@ DEFAULT_CRF = 18
 DEFAULT_PIX_FMT = "yuv420p"
 LOSSLESS_CODEC, LOSSLESS_PIX_FMT, DEEP_LOSSLESS_PIX_FMT = "ffv1", "bgr0", "gbrp16le"
 DEEP_SUFFIX = "10le"  # an 8-bit format's 10-bit twin: yuv420p -> yuv420p10le
-# tagged colorspace 0 (RGB): no matrix
-RGB_PIX_FMTS = frozenset({"bgr0", "gbrp", "rgb24", "bgr24", "gbrp16le", "rgb48le", "gbrp10le", "gbrp12le"})
 # Colorspaces swscale converts with (FFmpeg's AVColorSpace values it understands); others use its default (BT.601).
 SWS_COLORSPACES = frozenset({1, 4, 5, 6, 7, 9, 10})
 SEGMENT_FORMAT = "nut"  # the work folder's segment files: FFmpeg's own container, any codec, exact time bases
@@ -151,15 +149,20 @@ def _video_stream(container, settings: EncodeSettings, width: int, height: int, 
     if info.sample_aspect_ratio:  # non-square pixels (an anamorphic DVD): the bitstream says so too
         context.sample_aspect_ratio = info.sample_aspect_ratio
     context.color_primaries, context.color_trc = colour.primaries, colour.transfer
-    context.colorspace = 0 if settings.pix_fmt in RGB_PIX_FMTS else colour.space
+    context.colorspace = 0 if is_rgb(settings.pix_fmt) else colour.space
     context.color_range = colour.range
     return stream
 
 
 def _tag(frame: av.VideoFrame, colour: ColourTags, settings: EncodeSettings) -> None:
     frame.color_primaries, frame.color_trc = colour.primaries, colour.transfer
-    frame.colorspace = 0 if settings.pix_fmt in RGB_PIX_FMTS else colour.space
+    frame.colorspace = 0 if is_rgb(settings.pix_fmt) else colour.space
     frame.color_range = colour.range
+
+
+def is_rgb(pix_fmt: str) -> bool:
+    """An RGB pixel format (bgr0, gbrp16le, GIF's rgb8...): tagged colorspace 0, no YUV matrix."""
+    return av.VideoFormat(pix_fmt).is_rgb
 
 
 def _subsampling(fmt: av.VideoFormat) -> tuple[int, int]:

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from realesrgan_ext.video.containers import holds_attachments, holds_cover_art, is_text_subtitle, text_subtitle_codec
-from realesrgan_ext.video.encoder import RGB_PIX_FMTS
+from realesrgan_ext.video.encoder import is_rgb
 from realesrgan_ext.video.segments import WorkFolder
 from realesrgan_ext.video.source import VideoInfo, is_cover_art, main_video_stream, open_input
 
@@ -83,7 +83,7 @@ def _video_stream(out, template, info: VideoInfo):
     stream.time_base = info.time_base
     context, colour = stream.codec_context, info.colour  # the segment container does not keep the colour tags
     context.color_primaries, context.color_trc, context.color_range = colour.primaries, colour.transfer, colour.range
-    context.colorspace = template.codec_context.colorspace or (0 if template.codec_context.pix_fmt in RGB_PIX_FMTS
+    context.colorspace = template.codec_context.colorspace or (0 if is_rgb(template.codec_context.pix_fmt)
                                                                else colour.space)
     if info.sample_aspect_ratio:
         stream.sample_aspect_ratio = info.sample_aspect_ratio  # the container's display size
