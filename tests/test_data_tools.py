@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import cv2
@@ -17,15 +16,11 @@ from realesrgan_ext.tools.bicubic_lr import bicubic_downscale, make_lr_folder
 from realesrgan_ext.tools.image_files import DataToolError, list_images
 from realesrgan_ext.tools.meta_info import check_meta_info, folder_meta_info, paired_meta_info, write_meta_info
 from realesrgan_ext.tools.subimages import crop_boxes, crop_positions, extract_subimages
+from tests.helpers import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def noise(h: int, w: int, c: int = 3, dtype=np.uint8, seed: int = 0) -> np.ndarray:

@@ -1,6 +1,5 @@
 """Seeing the degradations: make_lr.py --degradation and the HR/LR grid."""
 
-import importlib.util
 from pathlib import Path
 
 import cv2
@@ -11,15 +10,11 @@ from helpers import smooth_image
 
 from realesrgan_ext.tools.degradation_grid import LABEL_HEIGHT, degradation_grid
 from realesrgan_ext.tools.image_files import DataToolError
+from tests.helpers import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_images(folder: Path, names: list[str], size: int = 96) -> Path:

@@ -28,6 +28,7 @@ from realesrgan_ext.inference import Upscaler, load_model
 from realesrgan_ext.metrics.stlpips_metric import calculate_stlpips
 from realesrgan_ext.tools.bicubic_lr import make_lr_folder
 from realesrgan_ext.tools.pipeline_lr import PipelineDownscaler
+from tests.helpers import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -248,9 +249,7 @@ def test_crop_goes_where_the_detail_is():
 
 
 def test_cli_exit_status_and_messages(tmp_path, capsys, one_torch_thread):
-    spec = importlib.util.spec_from_file_location("evaluate_script", REPO / "scripts" / "evaluate.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("evaluate")
     write_photos(tmp_path / "hr")
     assert script.main(["--hr", str(tmp_path / "hr"), "-o", str(tmp_path / "out")]) == 2
     assert "exactly one LR source" in capsys.readouterr().err

@@ -2,7 +2,6 @@
 exactly, picks its default columns from what exists, refuses bad crops, and the committed picture
 is the small one the README shows."""
 
-import importlib.util
 from pathlib import Path
 
 import cv2
@@ -15,11 +14,10 @@ from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
 from realesrgan_ext.tools import gallery
 from realesrgan_ext.tools.bicubic_lr import bicubic_downscale
 from realesrgan_ext.tools.image_files import DataToolError
+from tests.helpers import load_script
 
 REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("make_gallery", REPO / "scripts" / "make_gallery.py")
-make_gallery = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_gallery)
+make_gallery = load_script("make_gallery")
 COMMITTED = REPO / "docs" / "gallery" / "gallery.jpg"
 MAX_BYTES = 400_000
 

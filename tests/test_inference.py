@@ -3,7 +3,6 @@ the folder runner and the command line. Tiny RRDBs (num_feat 8, num_block 1) and
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import tracemalloc
 from pathlib import Path
@@ -31,6 +30,7 @@ from realesrgan_ext.inference import (
     save_image,
 )
 from realesrgan_ext.inference.image_io import apply_orientation
+from tests.helpers import load_script
 
 TINY = {"num_feat": 8, "num_block": 1, "num_grow_ch": 8}
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "inference.py"
@@ -369,10 +369,7 @@ def test_exif_orientation_is_applied(tmp_path, photo):
 # -- folders and the command line ----------------------------------------------------------------
 
 def _cli():
-    spec = importlib.util.spec_from_file_location("inference_cli", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("inference")
 
 
 @pytest.fixture(scope="module")

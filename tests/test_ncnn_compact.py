@@ -14,6 +14,7 @@ from realesrgan_ext.inference import bundled_models, load_model, ncnn_import
 from realesrgan_ext.inference.model_loader import ModelLoadError
 from realesrgan_ext.inference.ncnn_compact import compact_checkpoint
 from realesrgan_ext.inference.ncnn_import import NcnnImportError
+from tests.helpers import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -100,9 +101,7 @@ def test_bad_resize_record_is_a_load_error(x2_files):
 def test_cli_upscales_with_the_x2_compact_model(tmp_path, monkeypatch):
     """``-m realesr-animevideov3-x2``: converted into the cache once, the image equals the ncnn runtime's."""
     monkeypatch.setenv("REALESRGAN_EXT_CACHE", str(tmp_path / "cache"))
-    spec = importlib.util.spec_from_file_location("inference_cli", REPO / "scripts" / "inference.py")
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_script("inference")
     chw = _photo_crop()
     src = tmp_path / "in"
     src.mkdir()

@@ -1,6 +1,5 @@
 """ncnn import: .param/.bin parsing, RRDB graph checks, and equality with the ncnn runtime itself."""
 
-import importlib.util
 import struct
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from realesrgan_ext.inference.ncnn_import import (
     parse_param,
     rrdb_state_dict,
 )
+from tests.helpers import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -201,9 +201,7 @@ def test_converted_weights_match_ncnn_runtime(name, tmp_path):
 
 def test_import_script_writes_requested_output(tmp_path):
     param, weights = _official_files("realesrgan-x4plus-anime")
-    spec = importlib.util.spec_from_file_location("import_ncnn_model", REPO / "scripts" / "import_ncnn_model.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("import_ncnn_model")
     out = tmp_path / "anime.pth"
     assert script.main(["--param", str(param), "--bin", str(weights), "--output", str(out)]) == 0
     assert torch.load(out, weights_only=True)["arch"]["num_block"] == 6

@@ -1,6 +1,5 @@
 """ONNX export of a tiny RRDB: dynamic and static shapes, fp16, and onnxruntime agreeing with PyTorch."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import torch
 from realesrgan_ext.archs.rrdb_arch import RRDBGenerator
 from realesrgan_ext.inference.model_loader import load_model
 from realesrgan_ext.inference.onnx_export import OnnxExportError, check_onnx, export_onnx
+from tests.helpers import load_script
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -89,9 +89,7 @@ def test_export_raises_on_mismatch(tiny_checkpoint, tmp_path, monkeypatch):
 
 
 def test_export_script(tiny_checkpoint, tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("export_onnx_script", REPO / "scripts" / "export_onnx.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("export_onnx")
     out = tmp_path / "cli.onnx"
     assert script.main(["-m", str(tiny_checkpoint), "-o", str(out), "--dynamic", "--opset", "18"]) == 0
     assert onnx.load(str(out)).opset_import[0].version == 18 and "onnxruntime vs PyTorch" in capsys.readouterr().out

@@ -1,18 +1,15 @@
 """scripts/benchmark_train.py: every row measured, ratios against BasicSR's stock ESRGANModel."""
 
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
 
 from realesrgan_ext.tools.train_benchmark import CONFIGS, STOCK
+from tests.helpers import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_train.py"
-spec = importlib.util.spec_from_file_location("benchmark_train_cli", SCRIPT)
-cli = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cli)
-main = cli.main
+REPO = Path(__file__).resolve().parents[1]
+main = load_script("benchmark_train").main
 
 
 @pytest.mark.slow
@@ -40,7 +37,7 @@ def test_unknown_configuration_is_refused(capsys):
 def test_finetune_benchmark_times_each_precision_in_its_own_process(tmp_path, capsys):
     import yaml
 
-    opt = yaml.safe_load((SCRIPT.parents[1] / "options" / "finetune_demo_x4plus.yml").read_text())
+    opt = yaml.safe_load((REPO / "options" / "finetune_demo_x4plus.yml").read_text())
     opt["network_g"] = {"type": "RRDBGenerator", "num_feat": 8, "num_block": 1, "num_grow_ch": 4, "scale": 4}
     opt["path"]["pretrain_network_g"] = None
     opt["datasets"]["train"].update(crop_size=64, gt_size=64)

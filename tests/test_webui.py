@@ -26,6 +26,7 @@ from realesrgan_ext.webui.app import run_request
 from realesrgan_ext.webui.model_choices import UpscalerCache, experiment_choices, list_models, resolve_choice
 from realesrgan_ext.webui.settings import WebSettings, is_loopback
 from realesrgan_ext.webui.uploads import UnsafeUploadError, collect_uploads, safe_member_path
+from tests.helpers import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -234,7 +235,7 @@ def test_page_upscales_a_photo_in_headless_chromium(tmp_path, settings, server, 
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff truncated")
     checkpoint = settings.experiments / "tiny" / "models" / "net_g_1.pth"
-    cli = _load_script("inference")
+    cli = load_script("inference")
     assert cli.main(["-i", str(sample), "-o", str(tmp_path / "cli"), "-m", str(checkpoint), "--quiet"]) == 0
     expected = load_image(tmp_path / "cli" / "astronaut_out.png").pixels
 
@@ -268,9 +269,4 @@ def test_page_upscales_a_photo_in_headless_chromium(tmp_path, settings, server, 
     print(f"screenshot: {tmp_path / 'webui.png'}")
 
 
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_cli", REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
