@@ -304,6 +304,15 @@ def test_audio_the_container_cannot_hold_is_re_encoded(tmp_path, model_path, one
         samples = sum(frame.samples for frame in container.decode(audio=0))
     with av.open(str(clip)) as container:
         assert samples >= sum(frame.samples for frame in container.decode(audio=0))  # AAC pads its last frame
+    pcm = make_sample_clip(tmp_path / "s16.mov", frames=2, width=32, height=24, audio_codec="pcm_s16le")
+    for suffix, codec in ((".mp4", "aac"), (".mov", "pcm_s16le")):  # MP4 takes PCM, but nothing plays it there
+        result = upscale_video(probe_video(pcm), tmp_path / f"pcm{suffix}", upscaler, encode_settings(),
+                               progress=False)
+        with av.open(str(tmp_path / f"pcm{suffix}")) as container:
+            assert container.streams.audio[0].codec_context.name == codec
+        assert result.notes == ([] if codec != "aac" else [
+            "audio stream 1 (pcm_s16le) re-encoded to aac: browsers and QuickTime play no PCM in MP4 (.mov or "
+            ".mkv keep it)"])
 
 
 def test_a_stream_that_breaks_mid_way_is_an_error_not_a_short_video(tmp_path, model_path, monkeypatch):

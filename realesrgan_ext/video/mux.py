@@ -109,7 +109,7 @@ def _other_streams(out, source, info: VideoInfo, notes: list[str]) -> dict[int, 
             else:
                 notes.append(f"cover art stream {index} ({codec}) left out: {out.format.name} keeps no cover "
                              "picture")
-        elif codec in supported:
+        elif codec in supported and not _pcm_in_mp4(fmt, codec):
             streams[index] = (out.add_stream_from_template(template), None)
         elif template.type == "audio" and out.default_audio_codec not in (None, "none"):
             encoder = out.add_stream(out.default_audio_codec, rate=template.codec_context.sample_rate,
@@ -118,8 +118,9 @@ def _other_streams(out, source, info: VideoInfo, notes: list[str]) -> dict[int, 
             if formats:
                 encoder.format = formats[0].name  # PyAV converts the decoded samples to it
             streams[index] = (encoder, "audio")
-            notes.append(f"audio stream {index} ({codec}) re-encoded to {out.default_audio_codec}: "
-                         f"{out.format.name} does not hold {codec}")
+            why = (f"{out.format.name} does not hold {codec}" if codec not in supported
+                   else "browsers and QuickTime play no PCM in MP4 (.mov or .mkv keep it)")
+            notes.append(f"audio stream {index} ({codec}) re-encoded to {out.default_audio_codec}: {why}")
         elif template.type == "subtitle" and is_text_subtitle(codec, "r") and (text := text_subtitle_codec(out)):
             template.codec_context.open()  # its decoder makes the ASS header the encoder starts from
             encoder = out.add_stream(text)
@@ -132,6 +133,12 @@ def _other_streams(out, source, info: VideoInfo, notes: list[str]) -> dict[int, 
             notes.append(f"{template.type} stream {index} ({codec}) left out: {out.format.name} does not hold "
                          f"{codec} (use .mkv to keep it)")
     return streams
+
+
+def _pcm_in_mp4(fmt: str, codec: str) -> bool:
+    """PCM audio bound for MP4: FFmpeg writes it (as ISO 23003-5 'ipcm'), but browsers and QuickTime do
+    not play it, so it is re-encoded like audio MP4 does not hold."""
+    return fmt == "mp4" and codec.startswith("pcm_")
 
 
 def _cover_attachment(path: Path, index: int, metadata: Mapping[str, str]) -> tuple[str, str, bytes]:
