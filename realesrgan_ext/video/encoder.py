@@ -17,6 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from realesrgan_ext.video.frame_graph import through_graph
 from realesrgan_ext.video.source import DEEP_RGB_FORMAT, RGB_FORMAT, ColourTags, VideoInfo
 
 DEFAULT_CODEC = "libx264"
@@ -149,22 +150,17 @@ def to_encoder_frame(pixels: np.ndarray, settings: EncodeSettings, colour: Colou
 def palettized(frame: av.VideoFrame) -> av.VideoFrame:
     """An RGB frame in 256 colours chosen for it (FFmpeg's palettegen + paletteuse, as its GIF guides do):
     34 dB against the RGB on a photo, where the fixed 3-3-2 bit cube (rgb8) gives 22 dB."""
-    graph = av.filter.Graph()
-    source = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format.name, time_base=1)
-    split = graph.add("split")
-    (gen_name, gen_args), (use_name, use_args) = PALETTE_FILTERS
-    generate, use = graph.add(gen_name, gen_args), graph.add(use_name, use_args)
-    sink = graph.add("buffersink")
-    source.link_to(split)
-    split.link_to(generate, 0, 0)
-    split.link_to(use, 1, 0)
-    generate.link_to(use, 0, 1)  # the palette is paletteuse's second input
-    use.link_to(sink)
-    graph.configure()
-    frame.pts = 0
-    graph.push(frame)
-    graph.push(None)
-    return graph.pull()
+    def palette(graph, source):
+        (gen_name, gen_args), (use_name, use_args) = PALETTE_FILTERS
+        split, generate, use = graph.add("split"), graph.add(gen_name, gen_args), graph.add(use_name, use_args)
+        source.link_to(split)
+        split.link_to(generate, 0, 0)
+        split.link_to(use, 1, 0)
+        generate.link_to(use, 0, 1)  # the palette is paletteuse's second input
+        return use
+
+    frame.pts = 0  # a frame made here from pixels has none; the buffer source wants one
+    return through_graph(frame, palette)
 
 
 def _video_stream(container, settings: EncodeSettings, width: int, height: int, info: VideoInfo):
