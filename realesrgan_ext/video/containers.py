@@ -18,7 +18,7 @@ import av
 import cv2
 import numpy as np
 
-from realesrgan_ext.video.encoder import EncodeSettings, VideoEncodeError
+from realesrgan_ext.video.encoder import EncodeSettings, VideoEncodeError, encode_settings
 
 
 def output_format(path: Path) -> str:
@@ -35,12 +35,13 @@ def output_format(path: Path) -> str:
 def default_codec(path: Path) -> str | None:
     """The encoder for ``path`` when no ``--codec`` is given: None (H.264, the default) where its container
     holds H.264, else the container's own default (VP9 for .webm, GIF for .gif)."""
-    with av.open(io.BytesIO(), mode="w", format=output_format(path)) as container:
+    fmt = output_format(path)
+    with av.open(io.BytesIO(), mode="w", format=fmt) as container:
         if "h264" in container.supported_codecs:
             return None
         fallback = container.default_video_codec
     if fallback in (None, "none"):
-        raise VideoEncodeError(f"{path}: the {output_format(path)} container holds no video")
+        raise VideoEncodeError(f"{path}: the {fmt} container holds no video")
     return av.codec.Codec(fallback, "w").name
 
 
@@ -99,16 +100,15 @@ def holds_cover_art(fmt: str) -> bool:
 
 
 def _read_back(fmt: str, add) -> list[tuple[str, int]]:
-    """(type, disposition) of each stream of a tiny ``fmt`` file (one frame of its default video codec,
-    and what ``add(container)`` adds, muxing the packets it returns), read back; empty when the muxer
-    refuses it."""
+    """(type, disposition) of each stream of a tiny ``fmt`` file (one frame of its default video codec, in
+    the pixel format ``encode_settings`` picks, and what ``add(container)`` adds, muxing the packets it
+    returns), read back; empty when the muxer refuses it (or this PyAV has no such encoder)."""
     buffer = io.BytesIO()
     try:
         with av.open(buffer, mode="w", format=fmt) as probe:
-            stream = probe.add_stream(probe.default_video_codec, rate=1)
-            formats = [f.name for f in stream.codec_context.codec.video_formats or ()]
-            stream.width, stream.height = 16, 16
-            stream.pix_fmt = "yuv420p" if not formats or "yuv420p" in formats else formats[0]
+            settings = encode_settings(av.codec.Codec(probe.default_video_codec, "w").name)
+            stream = probe.add_stream(settings.codec, rate=1)
+            stream.width, stream.height, stream.pix_fmt = 16, 16, settings.pix_fmt
             extra = add(probe) or []
             frame = av.VideoFrame(16, 16, stream.pix_fmt)
             frame.pts = 0
@@ -117,5 +117,5 @@ def _read_back(fmt: str, add) -> list[tuple[str, int]]:
         buffer.seek(0)
         with av.open(buffer, format=fmt) as back:
             return [(s.type, int(s.disposition)) for s in back.streams]
-    except (av.FFmpegError, ValueError):
+    except (av.FFmpegError, ValueError, VideoEncodeError):
         return []

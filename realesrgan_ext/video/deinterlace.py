@@ -13,28 +13,30 @@ from __future__ import annotations
 
 import av
 
+from realesrgan_ext.video.frame_graph import through_graph
+
 MODES = ("auto", "on", "off")
 ESTDIF = "mode=frame:parity=auto:deint=all"  # one frame out per frame in, field order from the frame
 
 
+def check_mode(mode: str) -> str:
+    """``mode`` when it is one of ``MODES``, else a ``ValueError`` saying which are."""
+    if mode not in MODES:
+        raise ValueError(f"deinterlace must be one of {MODES}, got {mode!r}")
+    return mode
+
+
 def wants_deinterlacing(frame: av.VideoFrame, mode: str) -> bool:
     """Whether ``mode`` deinterlaces ``frame``."""
-    if mode not in MODES:
-        raise ValueError(f"deinterlace mode must be one of {MODES}, got {mode!r}")
-    return mode == "on" or (mode == "auto" and bool(frame.interlaced_frame))
+    return check_mode(mode) == "on" or (mode == "auto" and bool(frame.interlaced_frame))
 
 
 def deinterlace(frame: av.VideoFrame) -> av.VideoFrame:
     """``frame`` rebuilt from its first field by FFmpeg's estdif (its pixel format, or the planar twin of
     a packed RGB one); the caller keeps the input frame's timestamp (estdif counts in half frames)."""
-    graph = av.filter.Graph()
-    source = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format.name,
-                              time_base=frame.time_base or 1)
-    estdif = graph.add("estdif", ESTDIF)
-    sink = graph.add("buffersink")
-    source.link_to(estdif)
-    estdif.link_to(sink)
-    graph.configure()
-    graph.push(frame)
-    graph.push(None)  # estdif holds a frame back for the next one's timing: the end lets it go
-    return graph.pull()
+    def estdif(graph, source):
+        filtered = graph.add("estdif", ESTDIF)
+        source.link_to(filtered)
+        return filtered
+
+    return through_graph(frame, estdif)

@@ -57,10 +57,10 @@ def mux_output(target: Path, fmt: str, work: WorkFolder, info: VideoInfo) -> lis
         _copy_description(main_video_stream(source, info.path), video)
         out.metadata.update(content_tags(source.metadata))
         out.set_chapters(source.chapters())  # formats without chapters (AVI) leave them out
-        copies = _other_streams(out, source, info, notes)
+        copies = _other_streams(out, fmt, source, info, notes)
         for index, (stream, _) in copies.items():
             _copy_description(source.streams[index], stream)
-        _attachments(out, source, notes)
+        _attachments(out, fmt, source, notes)
         streams = [_video_packets(work, video, info.time_base), _source_packets(source, copies)]
         for _, packet in heapq.merge(*streams, key=lambda item: item[0]):
             out.mux(packet)
@@ -94,7 +94,7 @@ def _video_stream(out, template, info: VideoInfo):
     return stream
 
 
-def _other_streams(out, source, info: VideoInfo, notes: list[str]) -> dict[int, tuple]:
+def _other_streams(out, fmt: str, source, info: VideoInfo, notes: list[str]) -> dict[int, tuple]:
     """Output streams for the input's audio / subtitles / cover art: {input index: (output stream, None when
     its packets are copied, else what is re-encoded: "audio" or "subtitle")}."""
     supported = out.supported_codecs
@@ -102,7 +102,6 @@ def _other_streams(out, source, info: VideoInfo, notes: list[str]) -> dict[int, 
     for index in info.copied_streams:
         template = source.streams[index]
         codec = template.codec_context.name
-        fmt = out.format.name.split(",")[0]
         if is_cover_art(template) and not holds_cover_art(fmt):
             if holds_attachments(fmt):  # Matroska keeps a cover as an attachment, and shows it as a cover
                 out.add_attachment(*_cover_attachment(info.path, index, template.metadata))
@@ -160,10 +159,10 @@ def _copy_description(source_stream, stream) -> None:
     stream.disposition = source_stream.disposition
 
 
-def _attachments(out, source, notes: list[str]) -> None:
+def _attachments(out, fmt: str, source, notes: list[str]) -> None:
     """The input's attachments (Matroska: fonts, cover art) where the output format holds them."""
     attachments = [s for s in source.streams if s.type == "attachment"]
-    if attachments and not holds_attachments(out.format.name.split(",")[0]):
+    if attachments and not holds_attachments(fmt):
         names = ", ".join(s.name or str(s.index) for s in attachments)
         notes.append(f"{len(attachments)} attachment(s) left out ({names}): {out.format.name} holds none "
                      "(use .mkv to keep them)")

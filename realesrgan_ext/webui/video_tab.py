@@ -31,6 +31,7 @@ from realesrgan_ext.video import (
     upscale_video,
 )
 from realesrgan_ext.video.deinterlace import MODES as DEINTERLACE_MODES
+from realesrgan_ext.video.deinterlace import check_mode
 from realesrgan_ext.video.pipeline import auto_tile, default_batch
 from realesrgan_ext.webui.memory_budget import MemoryBudget, OverBudgetError, video_request_bytes
 from realesrgan_ext.webui.model_choices import CHECKPOINT_SUFFIXES, UpscalerCache, resolve_choice
@@ -77,9 +78,7 @@ def _video_request(stack: ExitStack, settings: WebSettings, cache: UpscalerCache
         return f"**Error:** outscale must be > 0 (or 0 for the model's own scale), got {outscale}.", None
     try:
         progress(0.0, "reading the video and loading the model")
-        if deinterlace not in DEINTERLACE_MODES:
-            raise ValueError(f"deinterlace must be one of {DEINTERLACE_MODES}, got {deinterlace!r}")
-        info = replace(probe_video(video, settings.limits), deinterlace=deinterlace)
+        info = replace(probe_video(video, settings.limits), deinterlace=check_mode(deinterlace))
         encoding = encode_settings(None if lossless else codec, None if lossless or crf is None else int(crf), lossless,
                                    info.bit_depth)
         check_frame_count(info, settings.limits)
